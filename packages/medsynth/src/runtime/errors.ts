@@ -1,0 +1,94 @@
+/**
+ * The medsynth error hierarchy. Every error a user can cause (bad input, bad config, bad data) is a
+ * `MedsynthError` subclass that names *where* the problem is (file, entry/field) and, where it helps,
+ * what was expected and what was found. The CLI maps `exitCode` to the process exit status:
+ * 2 for usage/config/input errors, 1 for runtime failures.
+ */
+
+export interface ErrorContext {
+  /** The file or URL the problem is in. */
+  readonly file?: string;
+  /** The entry inside the file (npz key, DICOM tag, CSV row…) or the config field/flag. */
+  readonly field?: string;
+  readonly expected?: string;
+  readonly found?: string;
+}
+
+export interface MedsynthErrorOptions extends ErrorContext {
+  readonly cause?: unknown;
+}
+
+export type ErrorCode =
+  | 'MEDSYNTH_ERROR'
+  | 'CONFIG_ERROR'
+  | 'DATASET_ERROR'
+  | 'DOWNLOAD_ERROR'
+  | 'INTEGRITY_ERROR'
+  | 'UNSUPPORTED_FORMAT'
+  | 'RUNTIME_ERROR';
+
+export class MedsynthError extends Error {
+  override readonly name: string = 'MedsynthError';
+  readonly code: ErrorCode = 'MEDSYNTH_ERROR';
+  /** Process exit code the CLI uses: 2 = usage/config/input, 1 = runtime. */
+  readonly exitCode: 1 | 2 = 1;
+  readonly context: ErrorContext;
+
+  constructor(message: string, options: MedsynthErrorOptions = {}) {
+    const { cause, ...context } = options;
+    super(formatMessage(message, context), cause === undefined ? undefined : { cause });
+    this.context = context;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, code: this.code, message: this.message, ...this.context };
+  }
+}
+
+/** A bad option, flag or config file value. */
+export class ConfigError extends MedsynthError {
+  override readonly name = 'ConfigError';
+  override readonly code = 'CONFIG_ERROR';
+  override readonly exitCode = 2;
+}
+
+/** Input data that cannot be used: corrupt/truncated file, missing key, count mismatch, empty class… */
+export class DatasetError extends MedsynthError {
+  override readonly name: string = 'DatasetError';
+  override readonly code: ErrorCode = 'DATASET_ERROR';
+  override readonly exitCode = 2;
+}
+
+/** A format or encoding medsynth recognises but cannot decode (e.g. a DICOM transfer syntax without a codec). */
+export class UnsupportedFormatError extends DatasetError {
+  override readonly name = 'UnsupportedFormatError';
+  override readonly code = 'UNSUPPORTED_FORMAT';
+}
+
+/** A downloaded or cached file whose checksum is not the expected one. */
+export class IntegrityError extends DatasetError {
+  override readonly name = 'IntegrityError';
+  override readonly code = 'INTEGRITY_ERROR';
+}
+
+/** A download that failed for reasons outside the input (network, server). */
+export class DownloadError extends MedsynthError {
+  override readonly name = 'DownloadError';
+  override readonly code = 'DOWNLOAD_ERROR';
+  override readonly exitCode = 1;
+}
+
+export function isMedsynthError(e: unknown): e is MedsynthError {
+  return e instanceof MedsynthError;
+}
+
+function formatMessage(message: string, ctx: ErrorContext): string {
+  const where = [ctx.file, ctx.field && `[${ctx.field}]`].filter(Boolean).join(' ');
+  const detail = [
+    ctx.expected !== undefined ? `expected ${ctx.expected}` : undefined,
+    ctx.found !== undefined ? `found ${ctx.found}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return `${where ? `${where}: ` : ''}${message}${detail ? ` (${detail})` : ''}`;
+}
