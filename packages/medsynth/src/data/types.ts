@@ -5,6 +5,7 @@
  * which load pixels lazily (`Split.load`), resized and channel-converted on request.
  */
 import type { RunControl } from '../runtime/progress.js';
+import type { ResolvedTransform } from './image/transform.js';
 
 export const SPLIT_NAMES = ['train', 'val', 'test'] as const;
 export type SplitName = (typeof SPLIT_NAMES)[number];
@@ -42,6 +43,8 @@ export interface SourceListing {
   readonly samples: readonly SampleRecord[];
   /** Decodes sample `index` (into `samples`) at its native size. Errors name the file/entry. */
   read(index: number): Promise<RawImage>;
+  /** Optional fast path: decode and resize in one pass; equals `transformImage(await read(i), t)` up to resampling. */
+  readTransformed?(index: number, t: ResolvedTransform): Promise<RawImage>;
   /** Facts worth showing a user (e.g. "labels shaped (N,) accepted", "MONOCHROME1 inverted"). */
   readonly notes: readonly string[];
 }

@@ -1,0 +1,98 @@
+/** `medsynth data …`: look at a dataset before using it. */
+import { resolve } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+import { encodePng } from '../data/image/grid.js';
+import { classGrid, type DatasetSummary, inspectDataset } from '../data/inspect.js';
+import { openDataset } from '../data/source.js';
+import { writeFileAtomic } from '../runtime/fs.js';
+import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
+import { createRenderer, formatTable } from './render.js';
+
+interface InspectFlags extends DataFlags {
+  json?: boolean;
+  grid?: string;
+  gridPerClass: number;
+  gridSize: number;
+  maxImages?: number;
+}
+
+function positive(name: string) {
+  const int = parseInteger(name);
+  return (v: string) => {
+    const n = int(v);
+    if (n < 1) throw new InvalidArgumentError(`${name} must be ≥ 1`);
+    return n;
+  };
+}
+
+export function registerDataCommands(program: Command): void {
+  const data = program.command('data').description('inspect datasets (MedMNIST npz, image folders, DICOM)');
+  addDataFlags(
+    data
+      .command('inspect')
+      .description('per split × class counts, image size, channels, value range, label source, class imbalance')
+      .argument('<source>', 'an .npz file, medmnist:<name>[@size], a folder of PNG/JPEG or DICOM, or a .dcm file')
+      .option('--json', 'print one JSON object instead of tables')
+      .option('--grid <file.png>', 'also write a PNG grid of samples, one row per class (train split)')
+      .option('--grid-per-class <n>', 'images per class in the grid', positive('--grid-per-class'), 8)
+      .option('--grid-size <px>', 'grid cell size', positive('--grid-size'), 64)
+      .option('--max-images <n>', 'decode at most n images for the image statistics', positive('--max-images')),
+  ).action(async (source: string, flags: InspectFlags) => {
+    const render = createRenderer({ json: flags.json === true });
+    const ds = await openDataset(dataOptionsFromFlags(source, flags), { onProgress: render.onProgress });
+    const summary = await inspectDataset(ds, { maxImages: flags.maxImages, onProgress: render.onProgress });
+    let gridFile: string | undefined;
+    if (flags.grid) {
+      const split = ds.splits()[0]!;
+      const grid = await classGrid(split, { perClass: flags.gridPerClass, cellSize: flags.gridSize, seed: flags.seed });
+      gridFile = resolve(flags.grid);
+      await writeFileAtomic(gridFile, await encodePng(grid));
+    }
+    render.clear();
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ source, ...summary, ...(gridFile ? { grid: gridFile } : {}) }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${formatSummary(source, summary)}\n`);
+      if (gridFile) process.stdout.write(`grid        ${gridFile} (rows: ${summary.classNames.join(', ')})\n`);
+    }
+  });
+}
+
+export function formatSummary(source: string, s: DatasetSummary): string {
+  const lines: string[] = [];
+  const kv = (k: string, v: string) => lines.push(`${k.padEnd(11)} ${v}`);
+  kv('source', `${source} (${s.format})`);
+  kv('labels', s.labelSource);
+  kv('splits', s.splitSource);
+  kv('classes', `${s.classNames.length}: ${s.classNames.join(', ')}`);
+  lines.push('');
+  const totals = s.classNames.map((_, c) => s.splits.reduce((a, sp) => a + (sp.classCounts[c] ?? 0), 0));
+  const hasGroups = s.splits.some((sp) => sp.groups !== undefined);
+  lines.push(
+    formatTable(
+      ['split', ...s.classNames, 'total', ...(hasGroups ? ['groups'] : [])],
+      [
+        ...s.splits.map((sp) => [sp.name, ...sp.classCounts, sp.count, ...(hasGroups ? [sp.groups ?? 0] : [])]),
+        ['all', ...totals, s.total, ...(hasGroups ? [''] : [])],
+      ],
+    ),
+  );
+  lines.push('');
+  const sizes = s.image.sizes
+    .slice(0, 3)
+    .map((z) => `${z.height}×${z.width} (${z.count})`)
+    .join(', ');
+  const more = s.image.sizes.length > 3 ? ` and ${s.image.sizes.length - 3} more sizes` : '';
+  const ch = Object.entries(s.image.channels)
+    .map(([k, v]) => `${k} ch (${v})`)
+    .join(', ');
+  const bits = Object.entries(s.image.bitDepths)
+    .map(([k, v]) => `${k}-bit (${v})`)
+    .join(', ');
+  kv('images', `${sizes}${more}`);
+  kv('pixels', `${ch} · ${bits} · values ${s.image.valueRange.min}–${s.image.valueRange.max} (${s.image.scanned} scanned)`);
+  kv('imbalance', `${s.imbalanceRatio.toFixed(2)} (largest / smallest class, train)`);
+  if (s.groupsAcrossSplits !== undefined) kv('groups', `${s.groupsAcrossSplits} groups in more than one split`);
+  for (const n of s.notes) kv('note', n);
+  return lines.join('\n');
+}

@@ -1,0 +1,120 @@
+/**
+ * Opening a dataset from a source string: `medmnist:<name>[@size]`, an `.npz` file, a DICOM file, or a
+ * folder (of PNG/JPEG images or of DICOM files). The format is chosen by looking at the source, never by
+ * a flag the user must remember; anything unrecognised is an `UnsupportedFormatError` naming it.
+ */
+import { open, readdir, stat } from 'node:fs/promises';
+import { extname, join, resolve } from 'node:path';
+import { type DataOptions, type DataOptionsInput, DataOptionsSchema, resolveOptions } from '../config/data-options.js';
+import { DatasetError, UnsupportedFormatError } from '../runtime/errors.js';
+import type { RunControl } from '../runtime/progress.js';
+import { Dataset } from './dataset.js';
+import { isDicomFile } from './dicom/decode.js';
+import { loadDicom } from './dicom/load-dicom.js';
+import { loadFolder } from './folder/load-folder.js';
+import { loadMedmnist } from './npz/medmnist.js';
+import { loadNpz } from './npz/load-npz.js';
+import type { LoaderOptions, SourceFormat, SourceListing } from './types.js';
+
+export type DetectedFormat = SourceFormat | 'medmnist';
+
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp']);
+
+async function readHead(file: string, bytes: number): Promise<Uint8Array> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = new Uint8Array(bytes);
+    const { bytesRead } = await fh.read(buf, 0, bytes, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Looks (breadth-first, bounded) for the first image or DICOM file under a folder. */
+async function detectFolder(root: string): Promise<SourceFormat> {
+  const queue = [root];
+  let seen = 0;
+  while (queue.length > 0 && seen < 2000) {
+    const dir = queue.shift()!;
+    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const p = join(dir, e.name);
+      if (e.isDirectory()) {
+        queue.push(p);
+        continue;
+      }
+      seen++;
+      const ext = extname(e.name).toLowerCase();
+      if (IMAGE_EXT.has(ext)) return 'folder';
+      if (ext === '.dcm' || ext === '.dicom') return 'dicom';
+      if (ext === '' && isDicomFile(await readHead(p, 1024))) return 'dicom';
+    }
+  }
+  throw new DatasetError('no PNG/JPEG or DICOM files found in the folder', { file: root });
+}
+
+/** Which loader a source string needs. */
+export async function detectFormat(source: string): Promise<DetectedFormat> {
+  if (source.startsWith('medmnist:')) return 'medmnist';
+  const path = resolve(source);
+  const st = await stat(path).catch(() => undefined);
+  if (!st) throw new DatasetError('source not found (a file, a folder, or medmnist:<name>[@size])', { file: path });
+  if (st.isDirectory()) return detectFolder(path);
+  const ext = extname(path).toLowerCase();
+  if (ext === '.npz') return 'npz';
+  if (ext === '.dcm' || ext === '.dicom' || isDicomFile(await readHead(path, 1024))) return 'dicom';
+  if (IMAGE_EXT.has(ext)) {
+    throw new UnsupportedFormatError('a single image is not a dataset; point at its folder', { file: path });
+  }
+  throw new UnsupportedFormatError('unknown source format', {
+    file: path,
+    expected: '.npz, .dcm, a folder of images/DICOM, or medmnist:<name>[@size]',
+    found: ext || 'no extension',
+  });
+}
+
+function loaderOptions(o: DataOptions, control: RunControl): LoaderOptions {
+  return {
+    labelsCsv: o.labelsCsv,
+    pathColumn: o.pathColumn,
+    labelColumn: o.labelColumn,
+    splitColumn: o.splitColumn,
+    groupColumn: o.groupColumn,
+    labelFromFilename: o.labelFromFilename,
+    groupFromFilename: o.groupFromFilename,
+    dicomWindow: o.dicomWindow,
+    dicomBitDepth: o.dicomBitDepth,
+    cacheDir: o.cacheDir,
+    medmnistBaseUrl: o.medmnistBaseUrl,
+    onProgress: control.onProgress,
+    signal: control.signal,
+  };
+}
+
+/** Lists a source with the loader its format needs (no split policy). */
+export async function listSource(options: DataOptions, control: RunControl = {}): Promise<SourceListing> {
+  const format = await detectFormat(options.source);
+  const lo = loaderOptions(options, control);
+  switch (format) {
+    case 'medmnist':
+      return loadMedmnist(options.source, lo);
+    case 'npz':
+      return loadNpz(resolve(options.source), lo);
+    case 'dicom':
+      return loadDicom(resolve(options.source), lo);
+    case 'folder':
+      return loadFolder(resolve(options.source), lo);
+  }
+}
+
+/**
+ * Opens a dataset: validates the options (a `ConfigError` names a bad field), lists the source, and applies
+ * the split policy (given splits kept; missing ones made stratified, group-aware and seeded).
+ */
+export async function openDataset(input: DataOptionsInput | string, control: RunControl = {}): Promise<Dataset> {
+  const options = resolveOptions(DataOptionsSchema, typeof input === 'string' ? { source: input } : input, 'data');
+  const listing = await listSource(options, control);
+  return new Dataset(listing, { seed: options.seed, ratios: options.splitRatios });
+}
