@@ -1,49 +1,38 @@
 /**
- * Benchmark: list the Kermany chest X-ray train folder (5216 JPEGs, 224×224 RGB) and read every image
- * resized to 64×64 gray through the folder loader's one-pass `readTransformed`.
+ * Benchmark: open the Kermany chest X-ray train folder (5216 JPEGs, 224×224 RGB) as a dataset and load
+ * every image resized to 64×64 gray through the public API (`openDataset` → `Split.load`), which decodes
+ * and resizes in one sharp pipeline per image.
  *
- *   node --import tsx bench/load-kermany.ts [folder] [concurrency]
+ *   npm run bench bench/load-kermany.ts [folder] [concurrency]
  *
- * Prints one JSON line: {bench, images, seconds, imagesPerSecond, ...}.
+ * Prints one JSON line: {bench, images, seconds, imagesPerSecond, listSeconds, concurrency, ...}.
  */
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import pLimit from 'p-limit';
-import { loadFolder } from '../packages/medsynth/src/data/folder/load-folder.js';
-import { resolveTransform } from '../packages/medsynth/src/data/image/transform.js';
+import { openDataset } from '../packages/medsynth/src/data/source.js';
 
-const root = process.argv[2] || fileURLToPath(new URL('../../shared/data/kermany_cxr_224/train/', import.meta.url));
-const concurrency = Number(process.argv[3] || 4);
+const root =
+  process.argv[2] || fileURLToPath(new URL('../../shared/data/kermany_cxr_224/train/', import.meta.url));
+const concurrency = Number(process.argv[3] || Math.max(2, availableParallelism()));
 
-async function main(): Promise<void> {
-  const t = resolveTransform({ size: 64, channels: 1 });
-  const start = performance.now();
-  const listing = await loadFolder(root, {});
-  const listed = performance.now();
-  const read = listing.readTransformed;
-  if (!read) throw new Error('the folder listing has no readTransformed');
-  const limit = pLimit(concurrency);
-  let checksum = 0;
-  await Promise.all(
-    listing.samples.map((_, i) =>
-      limit(async () => {
-        const img = await read(i, t);
-        if (img.width !== 64 || img.height !== 64 || img.channels !== 1) throw new Error(`bad shape at ${i}`);
-        checksum += img.data[0]!;
-      }),
-    ),
-  );
-  const seconds = (performance.now() - start) / 1000;
-  console.log(
-    JSON.stringify({
-      bench: 'load-kermany',
-      images: listing.samples.length,
-      seconds: Number(seconds.toFixed(3)),
-      imagesPerSecond: Number((listing.samples.length / seconds).toFixed(1)),
-      listSeconds: Number(((listed - start) / 1000).toFixed(3)),
-      concurrency,
-      checksum,
-    }),
-  );
-}
-
-await main();
+const start = performance.now();
+// The train folder alone has class folders only: keep every image in "train".
+const ds = await openDataset({ source: root, splitRatios: { train: 1, val: 0, test: 0 } });
+const listed = performance.now();
+const images = await ds.split('train').load({ size: 64, channels: 1, concurrency });
+const seconds = (performance.now() - start) / 1000;
+let sum = 0;
+for (const v of images.data) sum += v;
+console.log(
+  JSON.stringify({
+    bench: 'load-kermany-64-gray',
+    images: images.count,
+    shape: [images.count, images.height, images.width, images.channels],
+    seconds: Number(seconds.toFixed(3)),
+    imagesPerSecond: Number((images.count / seconds).toFixed(1)),
+    listSeconds: Number(((listed - start) / 1000).toFixed(3)),
+    meanPixel: Number((sum / images.data.length).toFixed(2)),
+    concurrency,
+    rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+  }),
+);

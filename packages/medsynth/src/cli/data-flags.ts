@@ -40,12 +40,18 @@ export function addDataFlags(cmd: Command): Command {
     .option('--path-column <name>', 'CSV column with the file path')
     .option('--label-column <name>', 'CSV column with the label')
     .option('--split-column <name>', 'CSV column with train/val/test')
-    .option('--group-column <name>', 'CSV column with a group id (patient, source tile) kept inside one split')
+    .option(
+      '--group-column <name>',
+      'CSV column with a group id (patient, source tile) kept inside one split',
+    )
     .option(
       '--label-from-filename <regex>',
       'a regex with one capture group; when a file name matches, the capture is its label (e.g. "_(bacteria|virus)_")',
     )
-    .option('--group-from-filename <regex>', 'a regex with one capture group giving the group id (e.g. "^(person\\d+)_")')
+    .option(
+      '--group-from-filename <regex>',
+      'a regex with one capture group giving the group id (e.g. "^(person\\d+)_")',
+    )
     .option('--dicom-window <auto|minmax|center,width>', 'DICOM windowing', parseWindow)
     .addOption(
       new Option('--dicom-bit-depth <bits>', 'DICOM output bit depth after windowing').choices(['8', '16']),

@@ -30,13 +30,22 @@ export function registerDataCommands(program: Command): void {
   addDataFlags(
     data
       .command('inspect')
-      .description('per split × class counts, image size, channels, value range, label source, class imbalance')
-      .argument('<source>', 'an .npz file, medmnist:<name>[@size], a folder of PNG/JPEG or DICOM, or a .dcm file')
+      .description(
+        'per split × class counts, image size, channels, value range, label source, class imbalance',
+      )
+      .argument(
+        '<source>',
+        'an .npz file, medmnist:<name>[@size], a folder of PNG/JPEG or DICOM, or a .dcm file',
+      )
       .option('--json', 'print one JSON object instead of tables')
       .option('--grid <file.png>', 'also write a PNG grid of samples, one row per class (train split)')
       .option('--grid-per-class <n>', 'images per class in the grid', positive('--grid-per-class'), 8)
       .option('--grid-size <px>', 'grid cell size', positive('--grid-size'), 64)
-      .option('--max-images <n>', 'decode at most n images for the image statistics', positive('--max-images')),
+      .option(
+        '--max-images <n>',
+        'decode at most n images for the image statistics',
+        positive('--max-images'),
+      ),
   ).action(async (source: string, flags: InspectFlags) => {
     const render = createRenderer({ json: flags.json === true });
     const ds = await openDataset(dataOptionsFromFlags(source, flags), { onProgress: render.onProgress });
@@ -44,16 +53,23 @@ export function registerDataCommands(program: Command): void {
     let gridFile: string | undefined;
     if (flags.grid) {
       const split = ds.splits()[0]!;
-      const grid = await classGrid(split, { perClass: flags.gridPerClass, cellSize: flags.gridSize, seed: flags.seed });
+      const grid = await classGrid(split, {
+        perClass: flags.gridPerClass,
+        cellSize: flags.gridSize,
+        seed: flags.seed,
+      });
       gridFile = resolve(flags.grid);
       await writeFileAtomic(gridFile, await encodePng(grid));
     }
     render.clear();
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ source, ...summary, ...(gridFile ? { grid: gridFile } : {}) }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ source, ...summary, ...(gridFile ? { grid: gridFile } : {}) }, null, 2)}\n`,
+      );
     } else {
       process.stdout.write(`${formatSummary(source, summary)}\n`);
-      if (gridFile) process.stdout.write(`grid        ${gridFile} (rows: ${summary.classNames.join(', ')})\n`);
+      if (gridFile)
+        process.stdout.write(`grid        ${gridFile} (rows: ${summary.classNames.join(', ')})\n`);
     }
   });
 }
@@ -72,7 +88,12 @@ export function formatSummary(source: string, s: DatasetSummary): string {
     formatTable(
       ['split', ...s.classNames, 'total', ...(hasGroups ? ['groups'] : [])],
       [
-        ...s.splits.map((sp) => [sp.name, ...sp.classCounts, sp.count, ...(hasGroups ? [sp.groups ?? 0] : [])]),
+        ...s.splits.map((sp) => [
+          sp.name,
+          ...sp.classCounts,
+          sp.count,
+          ...(hasGroups ? [sp.groups ?? 0] : []),
+        ]),
         ['all', ...totals, s.total, ...(hasGroups ? [''] : [])],
       ],
     ),
@@ -90,9 +111,13 @@ export function formatSummary(source: string, s: DatasetSummary): string {
     .map(([k, v]) => `${k}-bit (${v})`)
     .join(', ');
   kv('images', `${sizes}${more}`);
-  kv('pixels', `${ch} · ${bits} · values ${s.image.valueRange.min}–${s.image.valueRange.max} (${s.image.scanned} scanned)`);
+  kv(
+    'pixels',
+    `${ch} · ${bits} · values ${s.image.valueRange.min}–${s.image.valueRange.max} (${s.image.scanned} scanned)`,
+  );
   kv('imbalance', `${s.imbalanceRatio.toFixed(2)} (largest / smallest class, train)`);
-  if (s.groupsAcrossSplits !== undefined) kv('groups', `${s.groupsAcrossSplits} groups in more than one split`);
+  if (s.groupsAcrossSplits !== undefined)
+    kv('groups', `${s.groupsAcrossSplits} groups in more than one split`);
   for (const n of s.notes) kv('note', n);
   return lines.join('\n');
 }

@@ -7,11 +7,15 @@ import { Command, CommanderError } from 'commander';
 import { isMedsynthError } from '../runtime/errors.js';
 import { registerDataCommands } from './data.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 export function buildProgram(): Command {
   const program = new Command('medsynth')
-    .description('GAN-based synthetic medical images: data, generative models, evaluation and downstream studies')
+    .description(
+      'GAN-based synthetic medical images: data, generative models, evaluation and downstream studies',
+    )
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
@@ -31,7 +35,8 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   } catch (e) {
     if (e instanceof CommanderError) {
       // --help and --version exit through here with code 0.
-      if (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      if (e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version')
+        return 0;
       return 2;
     }
     const json = argv.includes('--json');
@@ -45,4 +50,3 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
     return 1;
   }
 }
-

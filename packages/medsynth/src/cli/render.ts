@@ -69,10 +69,15 @@ export function createRenderer(options: { json: boolean; stream?: NodeJS.WriteSt
 }
 
 /** Left-aligned first column, right-aligned others. */
-export function formatTable(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+export function formatTable(
+  header: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? '').length)));
   return cells
-    .map((r) => r.map((v, c) => (c === 0 ? (v ?? '').padEnd(widths[c]!) : (v ?? '').padStart(widths[c]!))).join('  '))
+    .map((r) =>
+      r.map((v, c) => (c === 0 ? (v ?? '').padEnd(widths[c]!) : (v ?? '').padStart(widths[c]!))).join('  '),
+    )
     .join('\n');
 }

@@ -52,7 +52,9 @@ export const DataOptionsSchema = z
 
 export const ImageTransformSchema = z
   .object({
-    size: z.union([positiveInt.max(8192), z.tuple([positiveInt.max(8192), positiveInt.max(8192)])]).optional(),
+    size: z
+      .union([positiveInt.max(8192), z.tuple([positiveInt.max(8192), positiveInt.max(8192)])])
+      .optional(),
     channels: z.union([z.literal(1), z.literal(3)]).optional(),
     interpolation: z.enum(['nearest', 'linear', 'cubic', 'lanczos3']).default('lanczos3'),
     fit: z.enum(['fill', 'cover', 'contain']).default('fill'),
@@ -65,7 +67,11 @@ export type DataOptions = Readonly<z.output<typeof DataOptionsSchema>>;
 export type ImageTransformOptions = Readonly<z.output<typeof ImageTransformSchema>>;
 
 /** Validates with a schema and freezes; a failure becomes a `ConfigError` naming the field. */
-export function resolveOptions<S extends z.ZodType>(schema: S, input: unknown, what = 'options'): Readonly<z.output<S>> {
+export function resolveOptions<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  what = 'options',
+): Readonly<z.output<S>> {
   const r = schema.safeParse(input);
   if (!r.success) {
     const issue = r.error.issues[0]!;

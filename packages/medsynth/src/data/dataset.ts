@@ -12,8 +12,8 @@ import {
   type ImageArray,
   type ImageTransform,
   type RawImage,
-  SPLIT_NAMES,
   type SourceListing,
+  SPLIT_NAMES,
   type SplitName,
 } from './types.js';
 
@@ -89,7 +89,8 @@ export class Split {
    * Emits `tick` progress events (unit `images`) and honours `signal`.
    */
   async load(options: LoadOptions = {}): Promise<ImageArray> {
-    if (this.size === 0) throw new DatasetError(`split "${this.name}" is empty`, { file: this.dataset.location });
+    if (this.size === 0)
+      throw new DatasetError(`split "${this.name}" is empty`, { file: this.dataset.location });
     const t = resolveTransform(options);
     const concurrency = options.concurrency ?? Math.max(2, availableParallelism());
     const limit = pLimit(concurrency);
@@ -120,7 +121,11 @@ export class Split {
 
   /** A view on some of this split's samples (`positions` index into this split). */
   subset(positions: ArrayLike<number>, name = `${this.name}[subset]`): Split {
-    return new Split(this.dataset, name, Int32Array.from(positions as ArrayLike<number>, (p) => this.indices[p]!));
+    return new Split(
+      this.dataset,
+      name,
+      Int32Array.from(positions as ArrayLike<number>, (p) => this.indices[p]!),
+    );
   }
 
   /** Limited-data regime: about `fraction` of each class (at least one image per class), seeded. */
@@ -190,7 +195,8 @@ export class Dataset {
 
 /** Every class must have images: an empty class cannot be learned, generated or evaluated. */
 function checkClasses(listing: SourceListing): void {
-  if (listing.samples.length === 0) throw new DatasetError('the source holds no images', { file: listing.location });
+  if (listing.samples.length === 0)
+    throw new DatasetError('the source holds no images', { file: listing.location });
   const counts = new Array<number>(listing.classNames.length).fill(0);
   for (const s of listing.samples) {
     if (!(Number.isInteger(s.label) && s.label >= 0 && s.label < counts.length)) {
@@ -203,7 +209,7 @@ function checkClasses(listing: SourceListing): void {
     }
     counts[s.label]!++;
   }
-  const empty = counts.findIndex((c) => c === 0);
+  const empty = counts.indexOf(0);
   if (empty >= 0) {
     throw new DatasetError(`class "${listing.classNames[empty]}" has no images`, {
       file: listing.location,
@@ -219,7 +225,10 @@ const PART: Record<SplitName, number> = { train: 0, val: 1, test: 2 };
  * group-aware with `policy.ratios`. If that leaves `val` or `test` empty while `train` has images, the
  * missing split is carved out of train (stratified, group-aware, its share relative to train's).
  */
-function assignSplits(listing: SourceListing, policy: SplitPolicy): { assignment: Int32Array; description: string } {
+function assignSplits(
+  listing: SourceListing,
+  policy: SplitPolicy,
+): { assignment: Int32Array; description: string } {
   const samples = listing.samples;
   const n = samples.length;
   const assignment = new Int32Array(n).fill(-1);
@@ -250,7 +259,9 @@ function assignSplits(listing: SourceListing, policy: SplitPolicy): { assignment
     rest.forEach((i, k) => {
       assignment[i] = parts[k]!;
     });
-    how.push(`${given > 0 ? 'the rest ' : ''}stratified ${ratios.map((r) => Math.round(r * 100)).join('/')} (seed ${policy.seed}${grouped ? ', groups kept whole' : ''})`);
+    how.push(
+      `${given > 0 ? 'the rest ' : ''}stratified ${ratios.map((r) => Math.round(r * 100)).join('/')} (seed ${policy.seed}${grouped ? ', groups kept whole' : ''})`,
+    );
   }
   for (const name of ['val', 'test'] as const) {
     const part = PART[name];
@@ -268,7 +279,9 @@ function assignSplits(listing: SourceListing, policy: SplitPolicy): { assignment
     trainIdx.forEach((i, k) => {
       if (parts[k] === 1) assignment[i] = part;
     });
-    how.push(`${name} carved from train (${Math.round(share * 100)}%, seed ${policy.seed}${grouped ? ', groups kept whole' : ''})`);
+    how.push(
+      `${name} carved from train (${Math.round(share * 100)}%, seed ${policy.seed}${grouped ? ', groups kept whole' : ''})`,
+    );
   }
   return { assignment, description: how.join('; ') };
 }

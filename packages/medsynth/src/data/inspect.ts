@@ -5,8 +5,8 @@
  */
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
-import { Rng } from '../runtime/random.js';
 import type { RunControl } from '../runtime/progress.js';
+import { Rng } from '../runtime/random.js';
 import type { Dataset, Split } from './dataset.js';
 import { tileImages } from './image/grid.js';
 import { resolveTransform } from './image/transform.js';
@@ -92,7 +92,9 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
   const imbalanceRatio = present.length > 0 ? Math.max(...present) / Math.min(...present) : 1;
 
   // Image statistics over every image (or a seeded sample).
-  const refs: [Split, number][] = splits.flatMap((s) => Array.from({ length: s.size }, (_, i) => [s, i] as [Split, number]));
+  const refs: [Split, number][] = splits.flatMap((s) =>
+    Array.from({ length: s.size }, (_, i) => [s, i] as [Split, number]),
+  );
   const chosen =
     options.maxImages !== undefined && options.maxImages < refs.length
       ? Rng.derive(0, 'inspect').shuffle(refs.slice()).slice(0, options.maxImages)
@@ -124,7 +126,13 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
         }
         done++;
         if (done % every === 0 || done === chosen.length) {
-          options.onProgress?.({ type: 'tick', phase: 'inspect', done, total: chosen.length, unit: 'images' });
+          options.onProgress?.({
+            type: 'tick',
+            phase: 'inspect',
+            done,
+            total: chosen.length,
+            unit: 'images',
+          });
         }
       }),
     ),

@@ -27,7 +27,12 @@ export interface LabelsCsvColumns {
 export interface LabelsCsv {
   readonly file: string;
   readonly rows: readonly LabelsCsvRow[];
-  readonly columns: { readonly path: string; readonly label: string; readonly split?: string; readonly group?: string };
+  readonly columns: {
+    readonly path: string;
+    readonly label: string;
+    readonly split?: string;
+    readonly group?: string;
+  };
 }
 
 const CANDIDATES = {

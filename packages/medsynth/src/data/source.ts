@@ -5,15 +5,20 @@
  */
 import { open, readdir, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
-import { type DataOptions, type DataOptionsInput, DataOptionsSchema, resolveOptions } from '../config/data-options.js';
+import {
+  type DataOptions,
+  type DataOptionsInput,
+  DataOptionsSchema,
+  resolveOptions,
+} from '../config/data-options.js';
 import { DatasetError, UnsupportedFormatError } from '../runtime/errors.js';
 import type { RunControl } from '../runtime/progress.js';
 import { Dataset } from './dataset.js';
 import { isDicomFile } from './dicom/decode.js';
 import { loadDicom } from './dicom/load-dicom.js';
 import { loadFolder } from './folder/load-folder.js';
-import { loadMedmnist } from './npz/medmnist.js';
 import { loadNpz } from './npz/load-npz.js';
+import { loadMedmnist } from './npz/medmnist.js';
 import type { LoaderOptions, SourceFormat, SourceListing } from './types.js';
 
 export type DetectedFormat = SourceFormat | 'medmnist';
@@ -60,7 +65,8 @@ export async function detectFormat(source: string): Promise<DetectedFormat> {
   if (source.startsWith('medmnist:')) return 'medmnist';
   const path = resolve(source);
   const st = await stat(path).catch(() => undefined);
-  if (!st) throw new DatasetError('source not found (a file, a folder, or medmnist:<name>[@size])', { file: path });
+  if (!st)
+    throw new DatasetError('source not found (a file, a folder, or medmnist:<name>[@size])', { file: path });
   if (st.isDirectory()) return detectFolder(path);
   const ext = extname(path).toLowerCase();
   if (ext === '.npz') return 'npz';
@@ -113,8 +119,15 @@ export async function listSource(options: DataOptions, control: RunControl = {})
  * Opens a dataset: validates the options (a `ConfigError` names a bad field), lists the source, and applies
  * the split policy (given splits kept; missing ones made stratified, group-aware and seeded).
  */
-export async function openDataset(input: DataOptionsInput | string, control: RunControl = {}): Promise<Dataset> {
-  const options = resolveOptions(DataOptionsSchema, typeof input === 'string' ? { source: input } : input, 'data');
+export async function openDataset(
+  input: DataOptionsInput | string,
+  control: RunControl = {},
+): Promise<Dataset> {
+  const options = resolveOptions(
+    DataOptionsSchema,
+    typeof input === 'string' ? { source: input } : input,
+    'data',
+  );
   const listing = await listSource(options, control);
   return new Dataset(listing, { seed: options.seed, ratios: options.splitRatios });
 }

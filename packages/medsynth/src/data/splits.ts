@@ -148,7 +148,8 @@ export function partitionSites(
   seed: number,
   options: SitePartitionOptions = {},
 ): Int32Array {
-  if (!(Number.isInteger(sites) && sites >= 1)) throw new RangeError(`sites must be a positive integer, got ${sites}`);
+  if (!(Number.isInteger(sites) && sites >= 1))
+    throw new RangeError(`sites must be a positive integer, got ${sites}`);
   if (sites > labels.length) throw new RangeError(`cannot make ${sites} sites from ${labels.length} samples`);
   const { alpha } = options;
   if (alpha !== undefined && !(alpha > 0)) throw new RangeError(`alpha must be > 0, got ${alpha}`);

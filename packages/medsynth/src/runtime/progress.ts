@@ -4,7 +4,13 @@
  */
 export type ProgressEvent =
   | { readonly type: 'phase'; readonly phase: string; readonly detail?: string }
-  | { readonly type: 'tick'; readonly phase: string; readonly done: number; readonly total: number; readonly unit: string }
+  | {
+      readonly type: 'tick';
+      readonly phase: string;
+      readonly done: number;
+      readonly total: number;
+      readonly unit: string;
+    }
   | { readonly type: 'metric'; readonly name: string; readonly value: number }
   | { readonly type: 'warning'; readonly message: string }
   | { readonly type: 'done'; readonly phase: string; readonly seconds: number };

@@ -28,32 +28,51 @@ const ungrouped = (n: number): SampleRecord[] =>
 
 describe('Dataset split policy', () => {
   test('no given split: stratified 70/10/20 by seed, every class everywhere', () => {
-    const ds = new Dataset(listing(ungrouped(1000)), { seed: 3, ratios: { train: 0.7, val: 0.1, test: 0.2 } });
+    const ds = new Dataset(listing(ungrouped(1000)), {
+      seed: 3,
+      ratios: { train: 0.7, val: 0.1, test: 0.2 },
+    });
     assert.deepEqual(ds.split('train').classCounts(), [420, 210, 70]);
     assert.deepEqual(ds.split('val').classCounts(), [60, 30, 10]);
     assert.deepEqual(ds.split('test').classCounts(), [120, 60, 20]);
     assert.match(ds.splitSource, /stratified 70\/10\/20 \(seed 3\)/);
-    const again = new Dataset(listing(ungrouped(1000)), { seed: 3, ratios: { train: 0.7, val: 0.1, test: 0.2 } });
+    const again = new Dataset(listing(ungrouped(1000)), {
+      seed: 3,
+      ratios: { train: 0.7, val: 0.1, test: 0.2 },
+    });
     assert.deepEqual(again.split('val').indices, ds.split('val').indices);
   });
 
   test('given train/test: kept, val carved from train with groups whole', () => {
     const samples: SampleRecord[] = [];
     for (let i = 0; i < 400; i++) {
-      samples.push({ id: `t${i}`, label: i % 2, split: i < 300 ? 'train' : 'test', group: `p${Math.floor(i / 4)}` });
+      samples.push({
+        id: `t${i}`,
+        label: i % 2,
+        split: i < 300 ? 'train' : 'test',
+        group: `p${Math.floor(i / 4)}`,
+      });
     }
     const ds = new Dataset(listing(samples, ['x', 'y']));
     assert.equal(ds.split('test').size, 100);
     assert.equal(ds.split('train').size + ds.split('val').size, 300);
-    const valGroups = new Set(Array.from({ length: ds.split('val').size }, (_, i) => ds.split('val').group(i)));
+    const valGroups = new Set(
+      Array.from({ length: ds.split('val').size }, (_, i) => ds.split('val').group(i)),
+    );
     for (let i = 0; i < ds.split('train').size; i++) assert.ok(!valGroups.has(ds.split('train').group(i)));
     assert.ok(ds.split('val').size >= 20 && ds.split('val').size <= 40, `val size ${ds.split('val').size}`);
-    assert.match(ds.splitSource, /given by the source; val carved from train \(13%, seed 0, groups kept whole\)/);
+    assert.match(
+      ds.splitSource,
+      /given by the source; val carved from train \(13%, seed 0, groups kept whole\)/,
+    );
   });
 
   test('an empty class or out-of-range label is a DatasetError naming it', () => {
     const s = ungrouped(30).map((x) => ({ ...x, label: x.label === 2 ? 1 : x.label }));
-    assert.throws(() => new Dataset(listing(s)), (e: unknown) => e instanceof DatasetError && /class "c" has no images/.test(e.message));
+    assert.throws(
+      () => new Dataset(listing(s)),
+      (e: unknown) => e instanceof DatasetError && /class "c" has no images/.test(e.message),
+    );
     assert.throws(
       () => new Dataset(listing([{ id: 'z.png', label: 7 }])),
       (e: unknown) => e instanceof DatasetError && /z\.png.*label out of range/.test(e.message),
@@ -85,10 +104,16 @@ describe('Split', () => {
     assert.equal(resized.channels, 3);
 
     const tenth = train.fraction(0.1);
-    assert.deepEqual(tenth.classCounts(), train.classCounts().map((c) => Math.max(1, Math.round(c * 0.1))));
+    assert.deepEqual(
+      tenth.classCounts(),
+      train.classCounts().map((c) => Math.max(1, Math.round(c * 0.1))),
+    );
     assert.match(tenth.name, /fraction=0.1/);
     const sites = train.sites(3, { alpha: 0.5, seed: 1 });
-    assert.equal(sites.reduce((a, s) => a + s.size, 0), train.size);
+    assert.equal(
+      sites.reduce((a, s) => a + s.size, 0),
+      train.size,
+    );
     const all = new Set(sites.flatMap((s) => [...s.indices]));
     assert.equal(all.size, train.size, 'sites are disjoint and cover the split');
   });

@@ -25,10 +25,16 @@ describe('labels CSV', () => {
     const dir = await mkdtemp(join(tmpdir(), 'medsynth-csv-'));
     const bad = join(dir, 'bad.csv');
     await writeFile(bad, 'path,label,split\na.png,x,train\nb.png,y,holdout\n');
-    await assert.rejects(readLabelsCsv(bad), (e: unknown) => e instanceof DatasetError && /bad\.csv.*line 3/.test(e.message));
+    await assert.rejects(
+      readLabelsCsv(bad),
+      (e: unknown) => e instanceof DatasetError && /bad\.csv.*line 3/.test(e.message),
+    );
     const noLabel = join(dir, 'nolabel.csv');
     await writeFile(noLabel, 'file,foo\na.png,1\n');
-    await assert.rejects(readLabelsCsv(noLabel), (e: unknown) => e instanceof DatasetError && /label column/.test(e.message));
+    await assert.rejects(
+      readLabelsCsv(noLabel),
+      (e: unknown) => e instanceof DatasetError && /label column/.test(e.message),
+    );
     await assert.rejects(readLabelsCsv(noLabel, { labelColumn: 'bar' }), ConfigError);
     const ok = await readLabelsCsv(noLabel, { labelColumn: 'foo' });
     assert.deepEqual(ok.rows[0], { path: 'a.png', label: '1', line: 2 });

@@ -8,7 +8,12 @@ function labels3(): Int32Array {
   return Int32Array.from({ length: 1000 }, (_, i) => (i < 600 ? 0 : i < 900 ? 1 : 2));
 }
 
-function countsBy(assign: ArrayLike<number>, labels: ArrayLike<number>, parts: number, classes: number): number[][] {
+function countsBy(
+  assign: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  parts: number,
+  classes: number,
+): number[][] {
   const m = Array.from({ length: parts }, () => new Array<number>(classes).fill(0));
   for (let i = 0; i < labels.length; i++) m[assign[i]!]![labels[i]!]!++;
   return m;
@@ -90,7 +95,10 @@ describe('stratifiedFraction', () => {
     for (const i of ten) counts[labels[i]!]!++;
     assert.deepEqual(counts, [60, 30, 10]);
     const twentyFive = new Set(stratifiedFraction(labels, 0.25, 5));
-    assert.ok(ten.every((i) => twentyFive.has(i)), '10% subset is inside the 25% subset');
+    assert.ok(
+      ten.every((i) => twentyFive.has(i)),
+      '10% subset is inside the 25% subset',
+    );
     const tiny = stratifiedFraction(labels, 0.001, 5);
     assert.deepEqual(
       [0, 1, 2].map((c) => tiny.filter((i) => labels[i] === c).length),
@@ -115,10 +123,12 @@ describe('partitionSites', () => {
     const skew = (alpha: number) => {
       const m = countsBy(partitionSites(labels, 5, 2, { alpha }), labels, 5, 3);
       // Mean over classes of the largest site share of that class.
-      return [0, 1, 2].reduce((acc, c) => {
-        const col = m.map((r) => r[c]!);
-        return acc + Math.max(...col) / col.reduce((a, b) => a + b, 0);
-      }, 0) / 3;
+      return (
+        [0, 1, 2].reduce((acc, c) => {
+          const col = m.map((r) => r[c]!);
+          return acc + Math.max(...col) / col.reduce((a, b) => a + b, 0);
+        }, 0) / 3
+      );
     };
     const small = skew(0.1);
     const large = skew(1000);
@@ -129,10 +139,16 @@ describe('partitionSites', () => {
         const s = partitionSites(labels, 8, seed, { alpha });
         const sizes = new Array<number>(8).fill(0);
         for (const x of s) sizes[x]!++;
-        assert.ok(sizes.every((n) => n > 0), `empty site with alpha=${alpha} seed=${seed}`);
+        assert.ok(
+          sizes.every((n) => n > 0),
+          `empty site with alpha=${alpha} seed=${seed}`,
+        );
       }
     }
-    assert.deepEqual(partitionSites(labels, 5, 2, { alpha: 0.3 }), partitionSites(labels, 5, 2, { alpha: 0.3 }));
+    assert.deepEqual(
+      partitionSites(labels, 5, 2, { alpha: 0.3 }),
+      partitionSites(labels, 5, 2, { alpha: 0.3 }),
+    );
   });
 
   test('rejects impossible partitions', () => {
@@ -172,7 +188,10 @@ describe('Rng', () => {
       const mean = s / n;
       const variance = s2 / n - mean * mean;
       assert.ok(Math.abs(mean - shape) < 0.05 * Math.max(1, shape), `gamma(${shape}) mean ${mean}`);
-      assert.ok(Math.abs(variance - shape) < 0.1 * Math.max(1, shape), `gamma(${shape}) variance ${variance}`);
+      assert.ok(
+        Math.abs(variance - shape) < 0.1 * Math.max(1, shape),
+        `gamma(${shape}) variance ${variance}`,
+      );
     }
     let s = 0;
     let s2 = 0;

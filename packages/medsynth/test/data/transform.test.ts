@@ -14,7 +14,8 @@ import { ConfigError } from '../../src/runtime/errors.js';
 
 const rgb = (w: number, h: number, f: (x: number, y: number, c: number) => number): RawImage => {
   const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) data[(y * w + x) * 3 + c] = f(x, y, c);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) data[(y * w + x) * 3 + c] = f(x, y, c);
   return { width: w, height: h, channels: 3, data };
 };
 
@@ -22,7 +23,10 @@ describe('channel and bit-depth conversion', () => {
   test('RGB → gray uses BT.601 luma; gray → RGB replicates', () => {
     const img = rgb(2, 1, (x, _y, c) => (x === 0 ? [255, 0, 0][c]! : [10, 200, 30][c]!));
     const g = convertChannels(img, 1);
-    assert.deepEqual([...g.data], [Math.round(0.299 * 255), Math.round(0.299 * 10 + 0.587 * 200 + 0.114 * 30)]);
+    assert.deepEqual(
+      [...g.data],
+      [Math.round(0.299 * 255), Math.round(0.299 * 10 + 0.587 * 200 + 0.114 * 30)],
+    );
     assert.deepEqual([...convertChannels(g, 3).data], [76, 76, 76, 124, 124, 124]);
   });
 
@@ -45,7 +49,11 @@ describe('transformImage', () => {
       assert.equal(out.width, 8);
       assert.equal(out.height, 8);
       assert.equal(out.channels, 1);
-      if (fit !== 'contain') assert.ok(out.data.every((v) => v === 100), `${fit}: ${[...out.data]}`);
+      if (fit !== 'contain')
+        assert.ok(
+          out.data.every((v) => v === 100),
+          `${fit}: ${[...out.data]}`,
+        );
     }
     // contain pads the 2:1 image with black rows top and bottom.
     const c = await transformImage(img, resolveTransform({ size: 8, channels: 1, fit: 'contain' }));
@@ -55,17 +63,26 @@ describe('transformImage', () => {
 
   test('box-average shrink of a checkerboard is mid-grey; 16-bit resize stays 16-bit', async () => {
     const board = rgb(32, 32, (x, y) => ((x + y) % 2 === 0 ? 0 : 255));
-    const out = await transformImage(board, resolveTransform({ size: 4, channels: 1, interpolation: 'linear' }));
-    const mean = out.data.reduce((a, b) => a + b, 0) / out.data.length;
+    const out = await transformImage(
+      board,
+      resolveTransform({ size: 4, channels: 1, interpolation: 'linear' }),
+    );
+    const mean = Array.from(out.data).reduce((a, b) => a + b, 0) / out.data.length;
     assert.ok(Math.abs(mean - 127.5) < 3, `mean ${mean}`);
     const g16: RawImage = { width: 4, height: 4, channels: 1, data: new Uint16Array(16).fill(40000) };
     const r16 = await transformImage(g16, resolveTransform({ size: 2, bitDepth: 16 }));
     assert.ok(r16.data instanceof Uint16Array);
-    assert.ok(r16.data.every((v) => Math.abs(v - 40000) <= 1), [...r16.data].join(','));
+    assert.ok(
+      r16.data.every((v) => Math.abs(v - 40000) <= 1),
+      [...r16.data].join(','),
+    );
   });
 
   test('bad sizes are config errors naming the field', () => {
-    assert.throws(() => resolveTransform({ size: 0 }), (e: unknown) => e instanceof ConfigError && /size\.height/.test(e.message));
+    assert.throws(
+      () => resolveTransform({ size: 0 }),
+      (e: unknown) => e instanceof ConfigError && /size\.height/.test(e.message),
+    );
     assert.throws(() => resolveTransform({ size: [10, 1.5] }), ConfigError);
   });
 });
@@ -82,7 +99,12 @@ describe('packImages and grids', () => {
   });
 
   test('tileImages places cells with gaps and encodes a PNG that decodes back', async () => {
-    const cell = (v: number): RawImage => ({ width: 2, height: 2, channels: 1, data: new Uint8Array(4).fill(v) });
+    const cell = (v: number): RawImage => ({
+      width: 2,
+      height: 2,
+      channels: 1,
+      data: new Uint8Array(4).fill(v),
+    });
     const grid = tileImages([[cell(10), cell(20)], [cell(30)]], { gap: 1, background: 0 });
     assert.equal(grid.width, 7);
     assert.equal(grid.height, 7);

@@ -32,7 +32,9 @@ export function tileImages(rows: readonly (readonly RawImage[])[], options: Grid
   rows.forEach((row, r) => {
     row.forEach((img0, c) => {
       if (img0.width !== cw || img0.height !== ch) {
-        throw new RangeError(`tileImages: image ${r},${c} is ${img0.width}x${img0.height}, expected ${cw}x${ch}`);
+        throw new RangeError(
+          `tileImages: image ${r},${c} is ${img0.width}x${img0.height}, expected ${cw}x${ch}`,
+        );
       }
       const img = convertChannels(convertBitDepth(img0, 8), channels);
       const x0 = gap + c * (cw + gap);

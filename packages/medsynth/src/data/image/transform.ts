@@ -25,13 +25,17 @@ export interface ResolvedTransform {
 
 export function resolveTransform(t: ImageTransform = {}): ResolvedTransform {
   const size = t.size;
-  const [height, width] = size === undefined ? [undefined, undefined] : typeof size === 'number' ? [size, size] : size;
+  const [height, width] =
+    size === undefined ? [undefined, undefined] : typeof size === 'number' ? [size, size] : size;
   for (const [name, v] of [
     ['height', height],
     ['width', width],
   ] as const) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 1 && v <= 8192)) {
-      throw new ConfigError('image size must be an integer in 1..8192', { field: `size.${name}`, found: String(v) });
+      throw new ConfigError('image size must be an integer in 1..8192', {
+        field: `size.${name}`,
+        found: String(v),
+      });
     }
   }
   return Object.freeze({
@@ -97,11 +101,18 @@ export function convertBitDepth(img: RawImage, bitDepth: 8 | 16): RawImage {
 }
 
 /** Resizes with sharp at the image's own bit depth. */
-export async function resizeImage(img: RawImage, t: ResolvedTransform, width: number, height: number): Promise<RawImage> {
+export async function resizeImage(
+  img: RawImage,
+  t: ResolvedTransform,
+  width: number,
+  height: number,
+): Promise<RawImage> {
   if (img.width === width && img.height === height) return img;
   const is16 = img.data instanceof Uint16Array;
   const colourspace = img.channels === 1 ? (is16 ? 'grey16' : 'b-w') : is16 ? 'rgb16' : 'srgb';
-  const { data, info } = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
+  const { data, info } = await sharp(img.data, {
+    raw: { width: img.width, height: img.height, channels: img.channels },
+  })
     .resize(sharpResizeOptions(t, width, height))
     .toColourspace(colourspace)
     .raw(is16 ? { depth: 'ushort' } : {})
@@ -135,10 +146,19 @@ export function packImages(images: readonly RawImage[], ids: readonly string[] =
   const per = width * height * channels;
   const data = is16 ? new Uint16Array(per * images.length) : new Uint8Array(per * images.length);
   images.forEach((img, i) => {
-    if (img.width !== width || img.height !== height || img.channels !== channels || img.data instanceof Uint16Array !== is16) {
+    if (
+      img.width !== width ||
+      img.height !== height ||
+      img.channels !== channels ||
+      img.data instanceof Uint16Array !== is16
+    ) {
       throw new ConfigError(
         'images differ in size, channels or bit depth; pass a target size/channels to load them together',
-        { field: ids[i] ?? `image ${i}`, expected: `${height}x${width}x${channels}`, found: `${img.height}x${img.width}x${img.channels}` },
+        {
+          field: ids[i] ?? `image ${i}`,
+          expected: `${height}x${width}x${channels}`,
+          found: `${img.height}x${img.width}x${img.channels}`,
+        },
       );
     }
     data.set(img.data, i * per);

@@ -5,7 +5,7 @@
  * the file and the entry. Always `close()` the reader (or use `withNpz`), which waits until the file
  * descriptor is closed.
  */
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { parse as parseNpy } from 'npyjs';
 import yauzl from 'yauzl';
 import { DatasetError, type ErrorContext } from '../../runtime/errors.js';
@@ -122,26 +122,39 @@ export class NpzReader {
     const entry = this.#entry(key);
     const ctx: ErrorContext = { file: this.file, field: key };
     const stream = await this.#openStream(entry, key);
-    const chunks: Buffer[] = [];
-    let have = 0;
-    let need = 12; // long enough for the fixed part of any npy version
-    try {
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
+    // Flowing mode, not an async iterator: bytes inflated before a later corruption must still count
+    // (the corruption is reported by `read`, which checks the whole entry).
+    const { head, need } = await new Promise<{ head: Buffer; need: number }>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let have = 0;
+      let need = 12; // long enough for the fixed part of any npy version
+      let settled = false;
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        stream.destroy();
+        const head = Buffer.concat(chunks);
+        if (err !== undefined && head.length < need) reject(inflateError(ctx, err));
+        else resolve({ head, need });
+      };
+      stream.on('data', (chunk: Buffer) => {
         chunks.push(chunk);
         have += chunk.length;
-        if (have >= need) {
-          const head = Buffer.concat(chunks);
-          const fixed = parseFixedPreamble(head, ctx);
+        if (have < need) return;
+        try {
+          const fixed = parseFixedPreamble(Buffer.concat(chunks), ctx);
           need = fixed.headerOffset + fixed.headerLen;
-          if (have >= need) break;
+        } catch (e) {
+          settled = true;
+          stream.destroy();
+          reject(e);
+          return;
         }
-      }
-    } catch (e) {
-      throw inflateError(ctx, e);
-    } finally {
-      stream.destroy();
-    }
-    const head = Buffer.concat(chunks);
+        if (have >= need) finish();
+      });
+      stream.on('error', (e) => finish(e));
+      stream.on('end', () => finish());
+    });
     if (head.length < need) {
       throw new DatasetError('entry ends inside its npy header', {
         ...ctx,
@@ -169,12 +182,14 @@ export class NpzReader {
     const stream = await this.#openStream(entry, key);
     let pos = 0;
     let crc = 0;
+    // zlib.crc32 exists from Node 20.15; on older 20.x the CRC check is skipped (sizes are still checked).
+    const crc32 = typeof zlib.crc32 === 'function' ? zlib.crc32 : undefined;
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         if (pos + chunk.length > size) throw new Error(`more than the ${size} bytes the zip directory lists`);
         bytes.set(chunk, pos);
         pos += chunk.length;
-        crc = crc32(chunk, crc);
+        if (crc32 !== undefined) crc = crc32(chunk, crc);
       }
     } catch (e) {
       throw inflateError(ctx, e);
@@ -184,7 +199,7 @@ export class NpzReader {
     if (pos !== size) {
       throw new DatasetError('entry is truncated', { ...ctx, expected: `${size} bytes`, found: `${pos}` });
     }
-    if (crc >>> 0 !== entry.crc32 >>> 0) {
+    if (crc32 !== undefined && crc >>> 0 !== entry.crc32 >>> 0) {
       throw new DatasetError('entry data is corrupt (CRC-32 mismatch)', {
         ...ctx,
         expected: hex32(entry.crc32),
@@ -216,7 +231,11 @@ export class NpzReader {
     try {
       return await this.#zip.openReadStreamPromise(entry);
     } catch (e) {
-      throw new DatasetError(`cannot read entry: ${errorMessage(e)}`, { file: this.file, field: key, cause: e });
+      throw new DatasetError(`cannot read entry: ${errorMessage(e)}`, {
+        file: this.file,
+        field: key,
+        cause: e,
+      });
     }
   }
 }
@@ -261,7 +280,10 @@ export function parseNpyHeader(bytes: Uint8Array, ctx: ErrorContext): NpyHeader 
   return { dtype, shape, fortranOrder: fortran === 'True', dataOffset: headerOffset + headerLen, dataBytes };
 }
 
-function parseFixedPreamble(bytes: Uint8Array, ctx: ErrorContext): { headerOffset: number; headerLen: number } {
+function parseFixedPreamble(
+  bytes: Uint8Array,
+  ctx: ErrorContext,
+): { headerOffset: number; headerLen: number } {
   if (bytes.length < 10 || NPY_MAGIC.some((b, i) => bytes[i] !== b)) {
     throw new DatasetError('entry is not an .npy array (bad magic)', ctx);
   }
@@ -276,7 +298,11 @@ function parseFixedPreamble(bytes: Uint8Array, ctx: ErrorContext): { headerOffse
     }
     return { headerOffset: 12, headerLen };
   }
-  throw new DatasetError('unsupported npy format version', { ...ctx, expected: '1.x, 2.x or 3.x', found: `${major}` });
+  throw new DatasetError('unsupported npy format version', {
+    ...ctx,
+    expected: '1.x, 2.x or 3.x',
+    found: `${major}`,
+  });
 }
 
 function parseDescr(descr: string, ctx: ErrorContext): NpyDtype {
@@ -292,7 +318,11 @@ function parseDescr(descr: string, ctx: ErrorContext): NpyDtype {
     });
   }
   if (order === '>' && ITEM_SIZE[dtype] > 1) {
-    throw new DatasetError('big-endian npy data is not supported', { ...ctx, expected: `<${dtype}`, found: descr });
+    throw new DatasetError('big-endian npy data is not supported', {
+      ...ctx,
+      expected: `<${dtype}`,
+      found: descr,
+    });
   }
   return dtype;
 }
@@ -395,6 +425,8 @@ async function closeZip(zip: yauzl.ZipFile): Promise<void> {
   if (!zip.isOpen) return;
   await new Promise<void>((resolve) => {
     zip.once('close', () => resolve());
+    // An error closing the descriptor leaves nothing to retry; do not let it crash the process.
+    zip.once('error', () => resolve());
     zip.close();
   });
 }
