@@ -46,6 +46,11 @@ export interface DatasetSummary {
   readonly image: ImageStats;
   /** Groups that appear in more than one split (should be 0). Absent when the source has no groups. */
   readonly groupsAcrossSplits?: number;
+  /**
+   * Of those, groups whose every image sits in a split the source itself assigned (folders, CSV, npz keys):
+   * the source's split shares group ids, which medsynth does not change. Splits medsynth makes keep groups whole.
+   */
+  readonly groupsAcrossSourceSplits?: number;
   readonly notes: readonly string[];
 }
 
@@ -74,18 +79,23 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
     ...(hasGroups ? { groups: countGroups(s) } : {}),
   }));
   let groupsAcrossSplits: number | undefined;
+  let groupsAcrossSourceSplits: number | undefined;
   if (hasGroups) {
-    const where = new Map<string, Set<string>>();
+    const where = new Map<string, { splits: Set<string>; allGiven: boolean }>();
     for (const s of splits) {
       for (let i = 0; i < s.size; i++) {
         const g = s.group(i);
         if (g === undefined) continue;
-        const set = where.get(g) ?? new Set<string>();
-        set.add(s.name);
-        where.set(g, set);
+        const given = ds.listing.samples[s.indices[i]!]!.split !== undefined;
+        const w = where.get(g) ?? { splits: new Set<string>(), allGiven: true };
+        w.splits.add(s.name);
+        w.allGiven &&= given;
+        where.set(g, w);
       }
     }
-    groupsAcrossSplits = [...where.values()].filter((v) => v.size > 1).length;
+    const across = [...where.values()].filter((w) => w.splits.size > 1);
+    groupsAcrossSplits = across.length;
+    groupsAcrossSourceSplits = across.filter((w) => w.allGiven).length;
   }
   const trainCounts = (splits.find((s) => s.name === 'train') ?? splits[0])?.classCounts() ?? [];
   const present = trainCounts.filter((c) => c > 0);
@@ -153,7 +163,7 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
     total: ds.listing.samples.length,
     imbalanceRatio,
     image: { scanned: chosen.length, sizes: sizeList, channels, bitDepths, valueRange: { min, max } },
-    ...(groupsAcrossSplits !== undefined ? { groupsAcrossSplits } : {}),
+    ...(groupsAcrossSplits !== undefined ? { groupsAcrossSplits, groupsAcrossSourceSplits } : {}),
     notes: ds.listing.notes,
   };
 }

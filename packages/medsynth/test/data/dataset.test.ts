@@ -131,11 +131,25 @@ describe('Split', () => {
     const s = await inspectDataset(ds);
     assert.equal(s.total, 100);
     assert.equal(s.groupsAcrossSplits, 0);
+    assert.equal(s.groupsAcrossSourceSplits, 0);
     assert.equal(s.image.scanned, 100);
     assert.deepEqual(s.image.valueRange, { min: 0, max: 99 });
     assert.deepEqual(s.image.sizes, [{ height: 4, width: 4, count: 100 }]);
     const train = s.splits.find((x) => x.name === 'train')!;
     const present = train.classCounts.filter((c) => c > 0);
     assert.equal(s.imbalanceRatio, Math.max(...present) / Math.min(...present));
+  });
+
+  test('inspect tells groups the source split apart from groups medsynth split', async () => {
+    // Group "p1" is in the source's train and test (as Kermany's patient ids are); medsynth carves val.
+    const samples: SampleRecord[] = Array.from({ length: 60 }, (_, i) => ({
+      id: `f${i}`,
+      label: i % 3,
+      split: i < 50 ? 'train' : 'test',
+      group: i === 0 || i === 55 ? 'p1' : `g${i}`,
+    }));
+    const s = await inspectDataset(new Dataset(listing(samples)));
+    assert.equal(s.groupsAcrossSplits, 1);
+    assert.equal(s.groupsAcrossSourceSplits, 1);
   });
 });
