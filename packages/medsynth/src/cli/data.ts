@@ -81,7 +81,10 @@ export function formatSummary(source: string, s: DatasetSummary): string {
   kv('labels', s.labelSource);
   kv('splits', s.splitSource);
   const quote = s.classNames.some((n) => /[,\s]/.test(n));
-  kv('classes', `${s.classNames.length}: ${s.classNames.map((n) => (quote ? JSON.stringify(n) : n)).join(', ')}`);
+  kv(
+    'classes',
+    `${s.classNames.length}: ${s.classNames.map((n) => (quote ? JSON.stringify(n) : n)).join(', ')}`,
+  );
   lines.push('');
   const totals = s.classNames.map((_, c) => s.splits.reduce((a, sp) => a + (sp.classCounts[c] ?? 0), 0));
   const hasGroups = s.splits.some((sp) => sp.groups !== undefined);

@@ -163,7 +163,9 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
     total: ds.listing.samples.length,
     imbalanceRatio,
     image: { scanned: chosen.length, sizes: sizeList, channels, bitDepths, valueRange: { min, max } },
-    ...(groupsAcrossSplits !== undefined ? { groupsAcrossSplits, groupsAcrossSourceSplits } : {}),
+    ...(groupsAcrossSplits !== undefined
+      ? { groupsAcrossSplits, groupsAcrossSourceSplits: groupsAcrossSourceSplits ?? 0 }
+      : {}),
     notes: ds.listing.notes,
   };
 }

@@ -3,7 +3,7 @@
  * folder (of PNG/JPEG images or of DICOM files). The format is chosen by looking at the source, never by
  * a flag the user must remember; anything unrecognised is an `UnsupportedFormatError` naming it.
  */
-import { open, readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import {
   type DataOptions,
@@ -15,47 +15,36 @@ import { DatasetError, UnsupportedFormatError } from '../runtime/errors.js';
 import type { RunControl } from '../runtime/progress.js';
 import { Dataset } from './dataset.js';
 import { isDicomFile } from './dicom/decode.js';
-import { loadDicom } from './dicom/load-dicom.js';
-import { loadFolder } from './folder/load-folder.js';
+import { isDicom, loadDicom } from './dicom/load-dicom.js';
+import { listDir, readHead } from './files.js';
+import { FOLDER_IMAGE_EXTENSIONS, loadFolder } from './folder/load-folder.js';
 import { loadNpz } from './npz/load-npz.js';
 import { loadMedmnist } from './npz/medmnist.js';
 import type { LoaderOptions, SourceFormat, SourceListing } from './types.js';
 
 export type DetectedFormat = SourceFormat | 'medmnist';
 
+/** Image extensions: a single such file is not a dataset (decodable or not, it gets that message). */
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp']);
+/** Image extensions the folder loader reads (with this build of sharp). */
+const FOLDER_IMAGES = new Set(FOLDER_IMAGE_EXTENSIONS);
 
-async function readHead(file: string, bytes: number): Promise<Uint8Array> {
-  const fh = await open(file, 'r');
-  try {
-    const buf = new Uint8Array(bytes);
-    const { bytesRead } = await fh.read(buf, 0, bytes, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Looks (breadth-first, bounded) for the first image or DICOM file under a folder. */
+/**
+ * Looks (breadth-first, bounded) for the first file one of the folder loaders reads: an image the image-folder
+ * loader decodes, or a file the DICOM loader takes (`isDicom`). Hidden entries are skipped as the loaders do.
+ */
 async function detectFolder(root: string): Promise<SourceFormat> {
   const queue = [root];
   let seen = 0;
   while (queue.length > 0 && seen < 2000) {
     const dir = queue.shift()!;
-    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
-      const p = join(dir, e.name);
-      if (e.isDirectory()) {
-        queue.push(p);
-        continue;
-      }
+    const { dirs, files } = await listDir(dir);
+    for (const name of files) {
       seen++;
-      const ext = extname(e.name).toLowerCase();
-      if (IMAGE_EXT.has(ext)) return 'folder';
-      if (ext === '.dcm' || ext === '.dicom') return 'dicom';
-      if (ext === '' && isDicomFile(await readHead(p, 1024))) return 'dicom';
+      if (FOLDER_IMAGES.has(extname(name).toLowerCase())) return 'folder';
+      if (await isDicom(join(dir, name), name)) return 'dicom';
     }
+    for (const d of dirs) queue.push(join(dir, d));
   }
   throw new DatasetError('no PNG/JPEG or DICOM files found in the folder', { file: root });
 }

@@ -701,25 +701,40 @@ function decodeJpegLossless(frame: Uint8Array, a: ImageAttributes, file: string)
   return { words: out, planar: false };
 }
 
-async function decodeJ2k(
+/**
+ * Decodes one frame with an Emscripten codec (OpenJPEG, CharLS) and checks its size against the header.
+ * `finish` builds the result from the samples, the codec's frame info and the decoder, before it is freed.
+ */
+async function decodeWithWasm(
+  specifier: string,
+  decoderName: 'J2KDecoder' | 'JpegLSDecoder',
+  what: string,
+  frame: Uint8Array,
+  a: ImageAttributes,
+  file: string,
+  finish: (words: Words, info: WasmFrameInfo, decoder: WasmDecoder) => DecodedFrame,
+): Promise<DecodedFrame> {
+  const codec = await wasmCodec(specifier);
+  const decoder = new codec[decoderName]!();
+  try {
+    decoder.getEncodedBuffer(frame.length).set(frame);
+    decoder.decode();
+    const info = decoder.getFrameInfo();
+    checkSize({ width: info.width, height: info.height, components: info.componentCount }, a, what, file);
+    return finish(wordsFromBytes(decoder.getDecodedBuffer(), info.bitsPerSample > 8 ? 2 : 1), info, decoder);
+  } finally {
+    decoder.delete();
+  }
+}
+
+function decodeJ2k(
   frame: Uint8Array,
   a: ImageAttributes,
   file: string,
   notes: string[],
 ): Promise<DecodedFrame> {
-  const codec = await wasmCodec('@cornerstonejs/codec-openjpeg/decodewasmjs');
-  const decoder = new codec.J2KDecoder!();
-  try {
-    decoder.getEncodedBuffer(frame.length).set(frame);
-    decoder.decode();
-    const info = decoder.getFrameInfo();
-    checkSize(
-      { width: info.width, height: info.height, components: info.componentCount },
-      a,
-      'JPEG 2000',
-      file,
-    );
-    const words = wordsFromBytes(decoder.getDecodedBuffer(), info.bitsPerSample > 8 ? 2 : 1);
+  const openjpeg = '@cornerstonejs/codec-openjpeg/decodewasmjs';
+  return decodeWithWasm(openjpeg, 'J2KDecoder', 'JPEG 2000', frame, a, file, (words, info) => {
     const signed = info.isSigned === true;
     if (info.bitsPerSample !== a.bitsStored) {
       notes.push(
@@ -738,31 +753,16 @@ async function decodeJ2k(
       signed: a.samplesPerPixel === 1 ? signed : false,
       rgb: a.samplesPerPixel === 3,
     };
-  } finally {
-    decoder.delete();
-  }
+  });
 }
 
-async function decodeJpegLs(frame: Uint8Array, a: ImageAttributes, file: string): Promise<DecodedFrame> {
-  const codec = await wasmCodec('@cornerstonejs/codec-charls/decodewasmjs');
-  const decoder = new codec.JpegLSDecoder!();
-  try {
-    decoder.getEncodedBuffer(frame.length).set(frame);
-    decoder.decode();
-    const info = decoder.getFrameInfo();
-    checkSize(
-      { width: info.width, height: info.height, components: info.componentCount },
-      a,
-      'JPEG-LS',
-      file,
-    );
-    const words = wordsFromBytes(decoder.getDecodedBuffer(), info.bitsPerSample > 8 ? 2 : 1);
+function decodeJpegLs(frame: Uint8Array, a: ImageAttributes, file: string): Promise<DecodedFrame> {
+  const charls = '@cornerstonejs/codec-charls/decodewasmjs';
+  return decodeWithWasm(charls, 'JpegLSDecoder', 'JPEG-LS', frame, a, file, (words, _info, decoder) => {
     // Interleave mode 0 (none) decodes colour plane by plane; line and sample modes decode pixel-interleaved.
     const planar = a.samplesPerPixel === 3 && (decoder.getInterleaveMode?.() ?? 2) === 0;
     return { words, planar };
-  } finally {
-    decoder.delete();
-  }
+  });
 }
 
 /**

@@ -14,34 +14,35 @@
  * non-image files (checksums, CSVs) are ignored silently.
  *
  * `labelFromFilename` (a regex with one capture group) relabels files whose base name matches;
- * `groupFromFilename` takes the sample's group (e.g. the patient id) from the file name.
+ * `groupFromFilename` takes the sample's group (e.g. the patient id) from the file name. The listing is shared
+ * with the DICOM loader (`../files.ts`); `IMAGE_FILES` says what differs.
  *
  * Pixels are decoded lazily with sharp: `read` gives the native size, 1 channel for grayscale sources and 3
  * for colour (alpha flattened onto black), Uint16Array data for 16-bit sources. `readTransformed` decodes
  * and resizes in one sharp pipeline (JPEG shrink-on-load), then applies the shared channel and bit-depth
  * conversions, so it matches `transformImage(await read(i), t)` up to resampling differences.
  */
-import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
 import sharp from 'sharp';
-import { ConfigError, DatasetError } from '../../runtime/errors.js';
+import { DatasetError } from '../../runtime/errors.js';
 import { throwIfAborted } from '../../runtime/progress.js';
+import {
+  applyFilenamePatterns,
+  type FilePolicy,
+  type FileVerdict,
+  filenamePatterns,
+  listEntries,
+  plural,
+  toSamples,
+} from '../files.js';
 import {
   convertBitDepth,
   convertChannels,
   type ResolvedTransform,
   sharpResizeOptions,
 } from '../image/transform.js';
-import { classIndex, type LabelsCsv, normalizeSplitName, readLabelsCsv } from '../labels-csv.js';
-import {
-  type LoaderOptions,
-  type RawImage,
-  type SampleRecord,
-  type SourceListing,
-  SPLIT_NAMES,
-  type SplitName,
-} from '../types.js';
+import type { LoaderOptions, RawImage, SourceListing } from '../types.js';
 
 /** File extensions (lower case) mapped to the sharp input format that decodes them. */
 const EXTENSION_FORMATS: Readonly<Record<string, string>> = {
@@ -72,371 +73,45 @@ export const FOLDER_IMAGE_EXTENSIONS: readonly string[] = [...DECODABLE];
 /** `failOn: 'warning'` makes truncated/corrupt JPEGs an error instead of a silently gray-filled image. */
 const SHARP_INPUT = { failOn: 'warning', autoOrient: true } as const;
 
-const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
-function isHidden(name: string): boolean {
-  return name.startsWith('.') || name === '__MACOSX' || name === 'Thumbs.db';
-}
-
-type Kind = 'image' | 'undecodable' | 'other';
-
-function kindOf(name: string): Kind {
+/** Decodable images are read; images this sharp build cannot decode are counted by extension. */
+function imageVerdict(_file: string, name: string): FileVerdict {
   const ext = extname(name).toLowerCase();
-  if (DECODABLE.has(ext)) return 'image';
-  if (UNDECODABLE.has(ext)) return 'undecodable';
-  return 'other';
+  if (DECODABLE.has(ext)) return 'take';
+  if (UNDECODABLE.has(ext)) return { skip: ext };
+  return 'ignore';
 }
 
-interface DirListing {
-  readonly dirs: string[];
-  readonly files: string[];
-}
-
-/** One folder's visible sub-folders and files, sorted by name (symbolic links followed). */
-async function listDir(dir: string): Promise<DirListing> {
-  let entries: Dirent[];
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (cause) {
-    throw new DatasetError('cannot read the folder', { file: dir, cause });
-  }
-  const dirs: string[] = [];
-  const files: string[] = [];
-  for (const e of entries) {
-    if (isHidden(e.name)) continue;
-    if (e.isDirectory()) dirs.push(e.name);
-    else if (e.isFile()) files.push(e.name);
-    else if (e.isSymbolicLink()) {
-      const st = await stat(join(dir, e.name)).catch(() => undefined);
-      if (st?.isDirectory()) dirs.push(e.name);
-      else if (st?.isFile()) files.push(e.name);
-    }
-  }
-  dirs.sort(byName);
-  files.sort(byName);
-  return { dirs, files };
-}
-
-interface Walked {
-  /** Absolute paths of decodable image files, in sorted depth-first order. */
-  readonly images: string[];
-  /** Count of image files this sharp build cannot decode, by extension. */
-  readonly undecodable: Map<string, number>;
-}
-
-/** Every image file below `dir` (recursively), deterministic order. */
-async function walkImages(dir: string, signal: AbortSignal | undefined): Promise<Walked> {
-  const images: string[] = [];
-  const undecodable = new Map<string, number>();
-  const visit = async (d: string): Promise<void> => {
-    throwIfAborted(signal);
-    const { dirs, files } = await listDir(d);
-    for (const f of files) {
-      const k = kindOf(f);
-      if (k === 'image') images.push(join(d, f));
-      else if (k === 'undecodable') {
-        const ext = extname(f).toLowerCase();
-        undecodable.set(ext, (undecodable.get(ext) ?? 0) + 1);
-      }
-    }
-    for (const sub of dirs) await visit(join(d, sub));
-  };
-  await visit(dir);
-  return { images, undecodable };
-}
-
-function mergeCounts(into: Map<string, number>, from: Map<string, number>): void {
-  for (const [k, v] of from) into.set(k, (into.get(k) ?? 0) + v);
-}
-
-/** Parses a file-name regex option: `pattern` or `/pattern/flags`; it must have a capture group. */
-function compilePattern(option: 'labelFromFilename' | 'groupFromFilename', text: string): RegExp {
-  const m = /^\/(.*)\/([a-z]*)$/s.exec(text);
-  const source = m ? m[1]! : text;
-  const flags = (m ? m[2]! : '').replace(/[gy]/g, '');
-  let re: RegExp;
-  try {
-    re = new RegExp(source, flags);
-  } catch (cause) {
-    throw new ConfigError(`invalid regular expression: ${(cause as Error).message}`, {
-      field: option,
-      found: text,
-      cause,
-    });
-  }
-  const groups = new RegExp(`${source}|`, flags).exec('')!.length - 1;
-  if (groups < 1) {
-    throw new ConfigError('the regular expression needs a capture group (…) for the value', {
-      field: option,
-      expected: 'one capture group, e.g. _(bacteria|virus)_',
-      found: text,
-    });
-  }
-  return re;
-}
-
-/** The first capture of `re` in the file's base name, if it matches and captured something. */
-function capture(re: RegExp | undefined, file: string): string | undefined {
-  if (!re) return undefined;
-  const m = re.exec(basename(file));
-  const v = m?.[1];
-  return v === undefined || v === '' ? undefined : v;
-}
-
-function toId(root: string, file: string): string {
-  const rel = relative(root, file);
-  return sep === '/' ? rel : rel.split(sep).join('/');
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-async function exists(file: string): Promise<boolean> {
-  return (await stat(file).catch(() => undefined)) !== undefined;
-}
-
-interface Entry {
-  readonly file: string;
-  readonly label: string;
-  readonly split?: SplitName;
-  readonly group?: string;
-}
-
-/** Split name for each top-level folder, or undefined when the top level is not all split folders. */
-function topLevelSplits(root: string, dirs: readonly string[]): Map<string, SplitName> | undefined {
-  const splits = new Map<string, SplitName>();
-  const others: string[] = [];
-  for (const d of dirs) {
-    const s = normalizeSplitName(d);
-    if (s) splits.set(d, s);
-    else others.push(d);
-  }
-  if (splits.size === 0) return undefined;
-  if (others.length > 0) {
-    throw new DatasetError(
-      'the folder mixes split folders with other folders; use <split>/<class>/ or <class>/',
-      {
-        file: root,
-        expected: 'only train/val/test folders, or only class folders',
-        found: `split folders ${[...splits.keys()].join(', ')} and other folders ${others.join(', ')}`,
-      },
-    );
-  }
-  return splits;
-}
-
-/** Layouts 2 and 3: class folders, optionally below split folders. */
-async function listClassFolders(
-  root: string,
-  signal: AbortSignal | undefined,
-  notes: string[],
-  undecodable: Map<string, number>,
-): Promise<Entry[]> {
-  const top = await listDir(root);
-  const splits = topLevelSplits(root, top.dirs);
-  const parents: { dir: string; split?: SplitName }[] = splits
-    ? [...splits]
-        .sort(([, a], [, b]) => SPLIT_NAMES.indexOf(a) - SPLIT_NAMES.indexOf(b))
-        .map(([d, split]) => ({ dir: join(root, d), split }))
-    : [{ dir: root }];
-  const entries: Entry[] = [];
-  let stray = top.files.filter((f) => kindOf(f) === 'image').length;
-  for (const parent of parents) {
-    const { dirs, files } = splits ? await listDir(parent.dir) : top;
-    if (splits) stray += files.filter((f) => kindOf(f) === 'image').length;
-    if (splits && dirs.length === 0) {
-      notes.push(`split folder ${basename(parent.dir)}/ has no class folders; ignored`);
-      continue;
-    }
-    for (const cls of dirs) {
-      const classDir = join(parent.dir, cls);
-      const walked = await walkImages(classDir, signal);
-      mergeCounts(undecodable, walked.undecodable);
-      if (walked.images.length === 0) {
-        throw new DatasetError(`class ${cls} has no images`, {
-          file: classDir,
-          expected: `image files (${FOLDER_IMAGE_EXTENSIONS.join(' ')})`,
-          found: 'none',
-        });
-      }
-      for (const file of walked.images) {
-        entries.push({ file, label: cls, ...(parent.split ? { split: parent.split } : {}) });
-      }
-    }
-  }
-  if (entries.length === 0) {
-    throw new DatasetError('no class folders with images found', {
-      file: root,
-      expected: '<root>/<class>/*.png|jpg, <root>/<split>/<class>/*.png|jpg, or a labels.csv',
-      found: stray > 0 ? `${plural(stray, 'image')} directly in the folder` : 'no images',
-    });
-  }
-  if (stray > 0) notes.push(`${plural(stray, 'image file')} outside class folders ignored`);
-  notes.push(
-    splits
-      ? `layout <split>/<class>/: splits from folders ${[...splits.keys()].join(', ')}`
-      : 'layout <class>/: no split given',
-  );
-  return entries;
-}
-
-/** Layout 1: a labels CSV. */
-async function listFromCsv(
-  root: string,
-  csv: LabelsCsv,
-  signal: AbortSignal | undefined,
-  notes: string[],
-  undecodable: Map<string, number>,
-): Promise<Entry[]> {
-  const walked = await walkImages(root, signal);
-  mergeCounts(undecodable, walked.undecodable);
-  const present = new Set(walked.images);
-  const top = await listDir(root);
-  const splits = (() => {
-    try {
-      return topLevelSplits(root, top.dirs);
-    } catch {
-      return undefined; // mixed top level: the CSV decides, folder names give no split
-    }
-  })();
-  const csvDir = dirname(csv.file);
-  const used = new Map<string, number>();
-  const entries: Entry[] = [];
-  let folderSplits = 0;
-  for (const row of csv.rows) {
-    const file = resolve(csvDir, row.path);
-    if (!present.has(file)) {
-      const st = await stat(file).catch(() => undefined);
-      if (!st?.isFile()) {
-        throw new DatasetError('the file named in the labels CSV does not exist', {
-          file: csv.file,
-          field: `line ${row.line}, column ${csv.columns.path}`,
-          expected: `a file at ${file}`,
-          found: row.path,
-        });
-      }
-    }
-    const prev = used.get(file);
-    if (prev !== undefined) {
-      throw new DatasetError(`the labels CSV lists the same file twice (lines ${prev} and ${row.line})`, {
-        file: csv.file,
-        field: `line ${row.line}, column ${csv.columns.path}`,
-        found: row.path,
-      });
-    }
-    used.set(file, row.line);
-    let split = row.split;
-    if (!split && splits) {
-      const first = relative(root, file).split(sep)[0];
-      split = first === undefined ? undefined : splits.get(first);
-      if (split) folderSplits++;
-    }
-    entries.push({
-      file,
-      label: row.label,
-      ...(split ? { split } : {}),
-      ...(row.group !== undefined ? { group: row.group } : {}),
-    });
-  }
-  const csvName = basename(csv.file);
-  notes.push(`labels from ${csvName} (${plural(csv.rows.length, 'row')})`);
-  if (csv.columns.split) notes.push(`splits from ${csvName} column "${csv.columns.split}"`);
-  if (folderSplits > 0)
-    notes.push(`${plural(folderSplits, 'sample')} without a CSV split took it from its folder`);
-  if (csv.columns.group) notes.push(`groups from ${csvName} column "${csv.columns.group}"`);
-  const ignored = walked.images.filter((f) => !used.has(f)).length;
-  if (ignored > 0) notes.push(`${plural(ignored, 'image file')} under the folder not in ${csvName}; ignored`);
-  return entries;
-}
+const IMAGE_FILES: FilePolicy = {
+  classify: imageVerdict,
+  noun: 'image file',
+  emptyClass: { missing: 'images', expected: `image files (${FOLDER_IMAGE_EXTENSIONS.join(' ')})` },
+  unlisted: 'ignored',
+  patternExample: '_(bacteria|virus)_',
+  noFiles: (stray) => ({
+    message: 'no class folders with images found',
+    expected: '<root>/<class>/*.png|jpg, <root>/<split>/<class>/*.png|jpg, or a labels.csv',
+    found: stray > 0 ? `${plural(stray, 'image')} directly in the folder` : 'no images',
+  }),
+};
 
 /** Lists an image folder (see the module comment for layouts, labels and groups). */
 export async function loadFolder(root: string, opts: LoaderOptions = {}): Promise<SourceListing> {
   const location = resolve(root);
-  const labelRe =
-    opts.labelFromFilename !== undefined
-      ? compilePattern('labelFromFilename', opts.labelFromFilename)
-      : undefined;
-  const groupRe =
-    opts.groupFromFilename !== undefined
-      ? compilePattern('groupFromFilename', opts.groupFromFilename)
-      : undefined;
+  const patterns = filenamePatterns(opts, IMAGE_FILES);
   const st = await stat(location).catch(() => undefined);
   if (!st) throw new DatasetError('folder not found', { file: location });
   if (!st.isDirectory()) throw new DatasetError('not a folder', { file: location });
   throwIfAborted(opts.signal);
 
-  let csvFile: string | undefined;
-  if (opts.labelsCsv !== undefined && opts.labelsCsv !== '') {
-    csvFile = resolve(opts.labelsCsv);
-    // A relative path that is not there relative to the working directory may be meant relative to the root.
-    if (
-      !isAbsolute(opts.labelsCsv) &&
-      !(await exists(csvFile)) &&
-      (await exists(join(location, opts.labelsCsv)))
-    ) {
-      csvFile = join(location, opts.labelsCsv);
-    }
-  } else if (await exists(join(location, 'labels.csv'))) {
-    csvFile = join(location, 'labels.csv');
-  }
-
   const notes: string[] = [];
-  const undecodable = new Map<string, number>();
-  let labelSource: string;
-  let entries: Entry[];
-  if (csvFile !== undefined) {
-    const csv = await readLabelsCsv(csvFile, {
-      pathColumn: opts.pathColumn,
-      labelColumn: opts.labelColumn,
-      splitColumn: opts.splitColumn,
-      groupColumn: opts.groupColumn,
-    });
-    entries = await listFromCsv(location, csv, opts.signal, notes, undecodable);
-    labelSource = `${basename(csv.file)} column "${csv.columns.label}"`;
-  } else {
-    entries = await listClassFolders(location, opts.signal, notes, undecodable);
-    labelSource = 'class folders';
-  }
-  for (const [ext, n] of undecodable) {
+  const listed = await listEntries(location, opts, IMAGE_FILES, notes);
+  for (const [ext, n] of listed.skipped) {
     notes.push(`${plural(n, `${ext} file`)} ignored: this build of sharp cannot decode ${ext}`);
   }
+  const { entries, labelSourceSuffix } = applyFilenamePatterns(listed.entries, patterns, notes);
+  const { classNames, samples } = toSamples(location, entries, notes);
 
-  if (labelRe) {
-    let relabelled = 0;
-    entries = entries.map((e) => {
-      const label = capture(labelRe, e.file);
-      if (label === undefined) return e;
-      relabelled++;
-      return { ...e, label };
-    });
-    labelSource += ` + file name pattern ${String(labelRe)}`;
-    notes.push(
-      `file name pattern ${String(labelRe)} set the label of ${relabelled} of ${entries.length} files`,
-    );
-  }
-  if (groupRe) {
-    let matched = 0;
-    entries = entries.map((e) => {
-      const group = capture(groupRe, e.file);
-      if (group === undefined) return e;
-      matched++;
-      return { ...e, group };
-    });
-    notes.push(`file name pattern ${String(groupRe)} set the group of ${matched} of ${entries.length} files`);
-  }
-
-  const { classNames, indexOf } = classIndex(entries.map((e) => e.label));
   const files = entries.map((e) => e.file);
-  const samples: SampleRecord[] = entries.map((e) => ({
-    id: toId(location, e.file),
-    label: indexOf.get(e.label)!,
-    ...(e.split ? { split: e.split } : {}),
-    ...(e.group !== undefined ? { group: e.group } : {}),
-  }));
-  const groups = new Set(samples.map((s) => s.group).filter((g) => g !== undefined));
-  if (groups.size > 0) notes.push(`${plural(groups.size, 'group')} over ${samples.length} samples`);
-
   const fileAt = (index: number): string => {
     const file = files[index];
     if (file === undefined) throw new RangeError(`sample index ${index} out of range 0..${files.length - 1}`);
@@ -446,7 +121,7 @@ export async function loadFolder(root: string, opts: LoaderOptions = {}): Promis
     format: 'folder',
     location,
     classNames,
-    labelSource,
+    labelSource: listed.labelSource + labelSourceSuffix,
     samples,
     notes,
     read: async (index) => decodeImage(fileAt(index), undefined),
