@@ -24,7 +24,9 @@ for (const pkg of readdirSync('packages')) {
   const testDir = join('packages', pkg, 'test');
   try {
     if (statSync(testDir).isDirectory()) walk(testDir, files);
-  } catch {}
+  } catch {
+    // a package without tests
+  }
 }
 const selected = files.sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (selected.length === 0) {

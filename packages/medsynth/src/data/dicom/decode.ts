@@ -121,8 +121,7 @@ const VRS = new Set(
 );
 
 export type DicomSniff =
-  | { readonly kind: 'part10' }
-  | { readonly kind: 'legacy'; readonly transferSyntaxUid: string };
+  { readonly kind: 'part10' } | { readonly kind: 'legacy'; readonly transferSyntaxUid: string };
 
 /**
  * What kind of DICOM data the first bytes show: a Part 10 file ("DICM" at byte 128), or a legacy data set
