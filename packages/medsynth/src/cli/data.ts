@@ -2,7 +2,14 @@
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { encodePng } from '../data/image/grid.js';
-import { classGrid, type DatasetSummary, inspectDataset } from '../data/inspect.js';
+import {
+  classGrid,
+  type DatasetSummary,
+  inspectDataset,
+  type SplitSummary,
+  summarizeSplit,
+} from '../data/inspect.js';
+import { ConfigError } from '../runtime/errors.js';
 import { openDataset } from '../data/source.js';
 import { writeFileAtomic } from '../runtime/fs.js';
 import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
@@ -14,6 +21,22 @@ interface InspectFlags extends DataFlags {
   gridPerClass: number;
   gridSize: number;
   maxImages?: number;
+  fraction?: number;
+  sites?: number;
+  alpha?: number;
+}
+
+function parseFraction(v: string): number {
+  const f = Number(v);
+  if (!(f > 0 && f <= 1)) throw new InvalidArgumentError(`expected a fraction in (0, 1], got "${v}"`);
+  return f;
+}
+
+function parsePositiveNumber(v: string): number {
+  const x = Number(v);
+  if (!(x > 0) || !Number.isFinite(x))
+    throw new InvalidArgumentError(`expected a positive number, got "${v}"`);
+  return x;
 }
 
 function positive(name: string) {
@@ -45,11 +68,36 @@ export function registerDataCommands(program: Command): void {
         '--max-images <n>',
         'decode at most n images for the image statistics',
         positive('--max-images'),
+      )
+      .option(
+        '--fraction <f>',
+        'also show the limited-data subset of train (e.g. 0.1), every class kept',
+        parseFraction,
+      )
+      .option('--sites <n>', 'also show train partitioned into n institutions', positive('--sites'))
+      .option(
+        '--alpha <a>',
+        'with --sites: non-IID, per-class Dirichlet(α) shares (omit for IID)',
+        parsePositiveNumber,
       ),
   ).action(async (source: string, flags: InspectFlags) => {
     const render = createRenderer({ json: flags.json === true });
     const ds = await openDataset(dataOptionsFromFlags(source, flags), { onProgress: render.onProgress });
-    const summary = await inspectDataset(ds, { maxImages: flags.maxImages, onProgress: render.onProgress });
+    if (flags.alpha !== undefined && flags.sites === undefined) {
+      throw new ConfigError('--alpha needs --sites', { field: '--alpha' });
+    }
+    const inspected = await inspectDataset(ds, { maxImages: flags.maxImages, onProgress: render.onProgress });
+    const subsets: SplitSummary[] = [];
+    if (flags.fraction !== undefined || flags.sites !== undefined) {
+      const train = ds.split('train');
+      if (flags.fraction !== undefined)
+        subsets.push(summarizeSplit(train.fraction(flags.fraction, flags.seed)));
+      if (flags.sites !== undefined) {
+        const sites = train.sites(flags.sites, { seed: flags.seed, alpha: flags.alpha });
+        subsets.push(...sites.map(summarizeSplit));
+      }
+    }
+    const summary = subsets.length > 0 ? { ...inspected, subsets } : inspected;
     let gridFile: string | undefined;
     if (flags.grid) {
       const split = ds.splits()[0]!;
@@ -74,7 +122,7 @@ export function registerDataCommands(program: Command): void {
   });
 }
 
-export function formatSummary(source: string, s: DatasetSummary): string {
+export function formatSummary(source: string, s: DatasetSummary & { subsets?: SplitSummary[] }): string {
   const lines: string[] = [];
   const kv = (k: string, v: string) => lines.push(`${k.padEnd(11)} ${v}`);
   kv('source', `${source} (${s.format})`);
@@ -102,6 +150,15 @@ export function formatSummary(source: string, s: DatasetSummary): string {
       ],
     ),
   );
+  if (s.subsets && s.subsets.length > 0) {
+    lines.push('');
+    lines.push(
+      formatTable(
+        ['subset of train', ...s.classNames, 'total'],
+        s.subsets.map((sp) => [sp.name, ...sp.classCounts, sp.count]),
+      ),
+    );
+  }
   lines.push('');
   const sizes = s.image.sizes
     .slice(0, 3)

@@ -69,15 +69,21 @@ function countGroups(split: Split): number {
   return g.size;
 }
 
+/** Counts of one split or subset (a fraction, a site): size, per-class counts, groups when present. */
+export function summarizeSplit(split: Split): SplitSummary {
+  const groups = countGroups(split);
+  return {
+    name: split.name,
+    count: split.size,
+    classCounts: split.classCounts(),
+    ...(groups > 0 ? { groups } : {}),
+  };
+}
+
 export async function inspectDataset(ds: Dataset, options: InspectOptions = {}): Promise<DatasetSummary> {
   const splits = ds.splits();
   const hasGroups = ds.listing.samples.some((s) => s.group !== undefined);
-  const summaries: SplitSummary[] = splits.map((s) => ({
-    name: s.name,
-    count: s.size,
-    classCounts: s.classCounts(),
-    ...(hasGroups ? { groups: countGroups(s) } : {}),
-  }));
+  const summaries = splits.map(summarizeSplit);
   let groupsAcrossSplits: number | undefined;
   let groupsAcrossSourceSplits: number | undefined;
   if (hasGroups) {

@@ -59,6 +59,29 @@ describe('medsynth CLI', () => {
     assert.equal(meta.height, 2 * 32 + 3 * 2);
   });
 
+  test('--fraction and --sites show deterministic train subsets that keep every class', () => {
+    const npz = sharedData('medmnist', 'breastmnist_28_resaved.npz');
+    const args = ['data', 'inspect', npz, '--json', '--fraction', '0.1', '--sites', '3', '--alpha', '0.5'];
+    const a = cli(...args, '--seed', '4');
+    assert.equal(a.code, 0, a.stderr);
+    const s = JSON.parse(a.stdout);
+    const [fraction, ...sites] = s.subsets as { name: string; count: number; classCounts: number[] }[];
+    assert.deepEqual(fraction!.classCounts, [15, 40], '10% of 147 / 399, rounded');
+    assert.equal(sites.length, 3);
+    assert.equal(
+      sites.reduce((n, x) => n + x.count, 0),
+      546,
+      'sites cover train',
+    );
+    assert.ok(sites.every((x) => x.count > 0));
+    const b = JSON.parse(cli(...args, '--seed', '4').stdout);
+    assert.deepEqual(b.subsets, s.subsets, 'same seed, same subsets');
+    const c = JSON.parse(cli(...args, '--seed', '5').stdout);
+    assert.notDeepEqual(c.subsets.slice(1), s.subsets.slice(1), 'another seed, other sites');
+    assert.equal(cli('data', 'inspect', npz, '--alpha', '0.5').code, 2, '--alpha without --sites');
+    assert.equal(cli('data', 'inspect', npz, '--fraction', '1.5').code, 2);
+  });
+
   test('exit codes: 0 help, 2 usage and input errors, with the file named', async () => {
     assert.equal(cli('--help').code, 0);
     assert.equal(cli('data', 'inspect', '--help').code, 0);
