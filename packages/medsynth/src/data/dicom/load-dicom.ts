@@ -127,32 +127,26 @@ async function headerNotes(
   if (unreadable > 0) notes.push(`${unreadable} of ${n} sampled headers could not be parsed`);
 }
 
-async function decodeFile(file: string, opts: LoaderOptions): Promise<RawImage> {
-  let bytes: Buffer;
+async function readDicomBytes(file: string): Promise<Uint8Array> {
   try {
-    bytes = await readFile(file);
+    const bytes = await readFile(file);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   } catch (cause) {
     throw new DatasetError('cannot read the DICOM file', { file, cause });
   }
-  const { image } = await decodeDicom(
-    new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-    file,
-    {
-      window: opts.dicomWindow,
-      bitDepth: opts.dicomBitDepth,
-    },
-  );
+}
+
+async function decodeFile(file: string, opts: LoaderOptions): Promise<RawImage> {
+  const { image } = await decodeDicom(await readDicomBytes(file), file, {
+    window: opts.dicomWindow,
+    bitDepth: opts.dicomBitDepth,
+  });
   return image;
 }
 
 async function loadSingle(file: string, opts: LoaderOptions): Promise<SourceListing> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (cause) {
-    throw new DatasetError('cannot read the DICOM file', { file, cause });
-  }
-  const h = readDicomHeader(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
+  const bytes = await readDicomBytes(file);
+  const h = readDicomHeader(bytes, file);
   if (!h.hasPixelData) {
     throw new DatasetError('no pixel data: not an image object', { file, field: '(7FE0,0010) PixelData' });
   }

@@ -35,6 +35,21 @@ export const MEDMNIST_3D_FLAGS = [
   'synapsemnist3d',
 ] as const;
 
+/** The 11 abdominal organ classes shared by OrganAMNIST, OrganCMNIST and OrganSMNIST (axial/coronal/sagittal). */
+const ORGAN_LABELS = [
+  'bladder',
+  'femur-left',
+  'femur-right',
+  'heart',
+  'kidney-left',
+  'kidney-right',
+  'liver',
+  'lung-left',
+  'lung-right',
+  'pancreas',
+  'spleen',
+] as const;
+
 export const MEDMNIST_INFO = {
   pathmnist: {
     task: 'multi-class',
@@ -207,19 +222,7 @@ export const MEDMNIST_INFO = {
   organamnist: {
     task: 'multi-class',
     channels: 1,
-    labels: [
-      'bladder',
-      'femur-left',
-      'femur-right',
-      'heart',
-      'kidney-left',
-      'kidney-right',
-      'liver',
-      'lung-left',
-      'lung-right',
-      'pancreas',
-      'spleen',
-    ],
+    labels: ORGAN_LABELS,
     samples: { train: 34561, val: 6491, test: 17778 },
     license: 'CC BY 4.0',
     md5: {
@@ -232,19 +235,7 @@ export const MEDMNIST_INFO = {
   organcmnist: {
     task: 'multi-class',
     channels: 1,
-    labels: [
-      'bladder',
-      'femur-left',
-      'femur-right',
-      'heart',
-      'kidney-left',
-      'kidney-right',
-      'liver',
-      'lung-left',
-      'lung-right',
-      'pancreas',
-      'spleen',
-    ],
+    labels: ORGAN_LABELS,
     samples: { train: 12975, val: 2392, test: 8216 },
     license: 'CC BY 4.0',
     md5: {
@@ -257,19 +248,7 @@ export const MEDMNIST_INFO = {
   organsmnist: {
     task: 'multi-class',
     channels: 1,
-    labels: [
-      'bladder',
-      'femur-left',
-      'femur-right',
-      'heart',
-      'kidney-left',
-      'kidney-right',
-      'liver',
-      'lung-left',
-      'lung-right',
-      'pancreas',
-      'spleen',
-    ],
+    labels: ORGAN_LABELS,
     samples: { train: 13932, val: 2452, test: 8827 },
     license: 'CC BY 4.0',
     md5: {
