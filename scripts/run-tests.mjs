@@ -35,7 +35,7 @@ if (selected.length === 0) {
 }
 const res = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...selected],
+  ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...selected],
   { stdio: 'inherit' },
 );
 process.exit(res.status ?? 1);

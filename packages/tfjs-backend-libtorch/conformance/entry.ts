@@ -1,0 +1,2 @@
+import './setup.js';
+import '@tensorflow/tfjs-core/dist/tests';
