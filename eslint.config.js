@@ -11,7 +11,10 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       parserOptions: {
-        project: ['packages/medsynth/tsconfig.test.json'],
+        project: [
+          'packages/medsynth/tsconfig.test.json',
+          'packages/tfjs-backend-libtorch/tsconfig.test.json',
+        ],
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -26,7 +29,13 @@ export default tseslint.config(
   },
   {
     // The CLI, scripts, benchmarks and tests may print.
-    files: ['packages/*/src/cli/**', 'scripts/**', 'bench/**', 'packages/*/test/**'],
+    files: [
+      'packages/*/src/cli/**',
+      'scripts/**',
+      'bench/**',
+      'packages/*/test/**',
+      'packages/*/conformance/**',
+    ],
     rules: { 'no-console': 'off' },
   },
   {
@@ -35,7 +44,12 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
   {
-    files: ['**/*.js', '**/*.mjs'],
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { ...globals.node } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

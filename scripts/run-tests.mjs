@@ -36,6 +36,7 @@ if (selected.length === 0) {
 const res = spawnSync(
   process.execPath,
   ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...selected],
-  { stdio: 'inherit' },
+  // Two test files run at once on CI's two cores: one libtorch/OpenMP thread each, or they oversubscribe.
+  { stdio: 'inherit', env: { MEDSYNTH_THREADS: '1', ...process.env } },
 );
 process.exit(res.status ?? 1);

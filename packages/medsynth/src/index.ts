@@ -17,6 +17,22 @@ export { classIndex, readLabelsCsv } from './data/labels-csv.js';
 export { detectFormat, listSource, openDataset } from './data/source.js';
 export { partitionSites, stratifiedAssign, stratifiedFraction } from './data/splits.js';
 export * from './data/types.js';
+export {
+  type BackendAttempt,
+  BackendError,
+  type BackendName,
+  type BackendReport,
+  BACKENDS,
+  checkBackend,
+  describeBackend,
+  type LibtorchFacts,
+  type SanityCheck,
+  type SanityCheckItem,
+  selectBackend,
+  type SelectBackendOptions,
+  TFJS_VERSION,
+} from './runtime/backend.js';
 export * from './runtime/errors.js';
 export type { ProgressCallback, ProgressEvent, RunControl } from './runtime/progress.js';
 export { Rng } from './runtime/random.js';
+export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './runtime/wasm-kernels.js';

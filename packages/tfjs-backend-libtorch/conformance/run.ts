@@ -38,7 +38,11 @@ await build({
       name: 'jasmine-core-path',
       setup(b) {
         b.onResolve({ filter: /^jasmine-core\/lib\/jasmine-core\/jasmine\.js$/ }, () => ({
-          path: path.join(path.dirname(createRequire(import.meta.url).resolve('jasmine-core')), 'jasmine-core', 'jasmine.js'),
+          path: path.join(
+            path.dirname(createRequire(import.meta.url).resolve('jasmine-core')),
+            'jasmine-core',
+            'jasmine.js',
+          ),
         }));
       },
     },
@@ -90,7 +94,8 @@ await jasmine.execute([bundle]);
 const seconds = (performance.now() - started) / 1000;
 const summary = { ...counts, exclusionPatterns: EXCLUSIONS.length, seconds: Number(seconds.toFixed(1)) };
 if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ summary, failures }, null, 2));
-if (!verbose) for (const f of failures.slice(0, 50)) console.log(`FAIL ${f.name}\n     ${f.message.slice(0, 300)}`);
+if (!verbose)
+  for (const f of failures.slice(0, 50)) console.log(`FAIL ${f.name}\n     ${f.message.slice(0, 300)}`);
 console.log(JSON.stringify(summary));
 fs.rmSync(outDir, { recursive: true, force: true });
 process.exitCode = counts.failed > 0 ? 1 : 0;

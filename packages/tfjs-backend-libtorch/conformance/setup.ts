@@ -3,9 +3,10 @@
 import '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-// @ts-expect-error: jasmine_util has no public types entry point
 import { setTestEnvs } from '@tensorflow/tfjs-core/dist/jasmine_util';
 import { registerLibtorchBackend, BACKEND_NAME } from '../src/index.js';
 
 registerLibtorchBackend();
-(setTestEnvs as (envs: unknown[]) => void)([{ name: 'libtorch', backendName: BACKEND_NAME, isDataSync: true }]);
+(setTestEnvs as (envs: unknown[]) => void)([
+  { name: 'libtorch', backendName: BACKEND_NAME, isDataSync: true },
+]);

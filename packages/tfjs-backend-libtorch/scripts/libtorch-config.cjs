@@ -32,11 +32,16 @@ function pythonTorch() {
   try {
     out = execFileSync(
       python,
-      ['-c', 'import os, torch; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))'],
+      [
+        '-c',
+        'import os, torch; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))',
+      ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
   } catch (error) {
-    fail(`LIBTORCH_USE_PYTORCH=1 but '${python} -c "import torch"' failed: ${String(error.stderr || error.message).trim()}`);
+    fail(
+      `LIBTORCH_USE_PYTORCH=1 but '${python} -c "import torch"' failed: ${String(error.stderr || error.message).trim()}`,
+    );
   }
   const [root, abi] = out.trim().split('\n');
   const found = fromTree(root, 'torch package');
@@ -47,7 +52,7 @@ function debian() {
   const include = '/usr/include';
   if (!fs.existsSync(path.join(include, 'torch', 'csrc', 'api', 'include'))) {
     fail(
-      'libtorch not found. Install Debian\'s libtorch-dev (apt-get install libtorch-dev), or set LIBTORCH to a ' +
+      "libtorch not found. Install Debian's libtorch-dev (apt-get install libtorch-dev), or set LIBTORCH to a " +
         'libtorch folder, or LIBTORCH_USE_PYTORCH=1 to use the libtorch inside an installed PyTorch.',
     );
   }
@@ -60,13 +65,14 @@ function debian() {
 }
 
 function resolve() {
-  if (process.env.LIBTORCH) return { ...fromTree(path.resolve(process.env.LIBTORCH), 'LIBTORCH'), source: 'LIBTORCH' };
+  if (process.env.LIBTORCH)
+    return { ...fromTree(path.resolve(process.env.LIBTORCH), 'LIBTORCH'), source: 'LIBTORCH' };
   if (process.env.LIBTORCH_USE_PYTORCH === '1') return { ...pythonTorch(), source: 'pytorch' };
   return { ...debian(), source: 'debian' };
 }
 
 const config = resolve();
-const abi = process.env.LIBTORCH_CXX11_ABI ?? (config.abi ?? 1);
+const abi = process.env.LIBTORCH_CXX11_ABI ?? config.abi ?? 1;
 const what = process.argv[2];
 const outputs = {
   include: config.include,

@@ -60,7 +60,9 @@ function packageRoot(): string | undefined {
 function candidates(): string[] {
   const explicit = process.env['TFJS_LIBTORCH_ADDON'];
   const root = packageRoot();
-  const builds = root ? ['Release', 'Debug'].map((d) => path.join(root, 'build', d, 'tfjs_libtorch.node')) : [];
+  const builds = root
+    ? ['Release', 'Debug'].map((d) => path.join(root, 'build', d, 'tfjs_libtorch.node'))
+    : [];
   return explicit ? [explicit, ...builds] : builds;
 }
 
@@ -79,6 +81,10 @@ export function loadAddon(): Addon {
     );
     throw loadError;
   }
+  // libgomp reads its settings when the addon's libraries load. Its default spins threads while they wait,
+  // which on a machine with other work (another process, the test runner's second worker) made a 2-thread
+  // DCGAN step 10-20x slower than 1 thread, for PyTorch as well. Passive waiting keeps 2 threads ahead of 1.
+  process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE';
   try {
     loaded = createRequire(found)(found) as Addon;
     return loaded;

@@ -51,18 +51,37 @@ export class LibtorchBackend extends KernelBackend {
     return dataId;
   }
 
-  override move(dataId: DataId, values: BackendValues | null, shape: number[], dtype: DataType, refCount: number) {
+  override move(
+    dataId: DataId,
+    values: BackendValues | null,
+    shape: number[],
+    dtype: DataType,
+    refCount: number,
+  ) {
     this.store(dataId, values, shape, dtype, refCount);
   }
 
-  private store(dataId: DataId, values: BackendValues | null, shape: number[], dtype: DataType, refCount: number) {
+  private store(
+    dataId: DataId,
+    values: BackendValues | null,
+    shape: number[],
+    dtype: DataType,
+    refCount: number,
+  ) {
     if (dtype === 'string') {
-      const strings = (values as Uint8Array[] | null) ?? new Array<Uint8Array>(util.sizeFromShape(shape)).fill(new Uint8Array());
+      const strings =
+        (values as Uint8Array[] | null) ??
+        new Array<Uint8Array>(util.sizeFromShape(shape)).fill(new Uint8Array());
       this.data.set(dataId, { handle: null, strings, dtype, refCount });
       return;
     }
     if (dtype !== 'float32' && dtype !== 'int32' && dtype !== 'bool') throw unsupportedDtype(dtype, 'write');
-    const typed = values == null ? new (dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : Uint8Array)(util.sizeFromShape(shape)) : toTyped(values, dtype);
+    const typed =
+      values === null || values === undefined
+        ? new (dtype === 'float32' ? Float32Array : dtype === 'int32' ? Int32Array : Uint8Array)(
+            util.sizeFromShape(shape),
+          )
+        : toTyped(values, dtype);
     const handle = this.addon.fromBuffer(typed, shape, DTYPE_CODE[dtype]);
     this.data.set(dataId, { handle, strings: null, dtype, refCount });
   }
@@ -80,7 +99,8 @@ export class LibtorchBackend extends KernelBackend {
   /** The handle behind a tensor the engine passed to a kernel. */
   handle(t: TensorInfo): Handle {
     const d = this.data.get(t.dataId);
-    if (d === undefined) throw new Error('libtorch backend: unknown tensor (disposed, or from another backend)');
+    if (d === undefined)
+      throw new Error('libtorch backend: unknown tensor (disposed, or from another backend)');
     if (d.handle === null) throw unsupportedDtype(d.dtype, 'this kernel');
     return d.handle;
   }

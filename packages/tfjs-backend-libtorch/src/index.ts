@@ -1,9 +1,11 @@
 // tfjs-backend-libtorch: a TensorFlow.js backend for Node whose kernels are libtorch (ATen) calls.
 import os from 'node:os';
-import { registerBackend, registerKernel, getKernel } from '@tensorflow/tfjs-core';
+import { findBackendFactory, registerBackend, registerKernel, getKernel } from '@tensorflow/tfjs-core';
 import { loadAddon, type LibtorchInfo } from './addon.js';
 import { BACKEND_NAME, LibtorchBackend } from './backend.js';
 import { kernelConfigs } from './kernels/index.js';
+import { gradientKernels, installFusedGradients } from './gradients.js';
+import { cpuFallbackKernels } from './kernels/cpu-fallback.js';
 
 export { BACKEND_NAME, LibtorchBackend } from './backend.js';
 export { loadAddon, aten, type Addon, type AtenArg, type Handle, type LibtorchInfo } from './addon.js';
@@ -34,9 +36,11 @@ let kernelsRegistered = false;
 
 function registerKernels(): void {
   if (kernelsRegistered) return;
-  for (const config of kernelConfigs) {
+  const native = [...kernelConfigs, ...gradientKernels];
+  for (const config of [...native, ...cpuFallbackKernels(new Set(native.map((k) => k.kernelName)))]) {
     if (getKernel(config.kernelName, BACKEND_NAME) === undefined) registerKernel(config);
   }
+  installFusedGradients();
   kernelsRegistered = true;
 }
 
@@ -49,8 +53,25 @@ export function registerLibtorchBackend(options: LibtorchOptions = {}): Libtorch
   addon.setNumThreads(options.threads ?? defaultThreads());
   addon.setDevice(options.device ?? process.env['MEDSYNTH_DEVICE'] ?? 'cpu');
   registerKernels();
-  registerBackend(BACKEND_NAME, () => new LibtorchBackend(addon), options.priority ?? 4);
+  // Registering twice would make TF.js print a warning; threads and device above still apply.
+  if (findBackendFactory(BACKEND_NAME) !== null) return addon.info();
+  registerBackend(
+    BACKEND_NAME,
+    () => {
+      installFusedGradients();
+      return new LibtorchBackend(addon);
+    },
+    options.priority ?? 4,
+  );
   return addon.info();
+}
+
+/** Kernels that run on tfjs-backend-cpu (copying data) because libtorch has no implementation of them. */
+export function fallbackKernelNames(): string[] {
+  const native = new Set([...kernelConfigs, ...gradientKernels].map((k) => k.kernelName));
+  return cpuFallbackKernels(native)
+    .map((k) => k.kernelName)
+    .sort();
 }
 
 /** The libtorch build's facts (version, threads, CUDA, oneDNN), or throws why the addon cannot load. */

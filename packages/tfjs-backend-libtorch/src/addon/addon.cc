@@ -8,7 +8,10 @@
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
+#include <malloc.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -328,7 +331,11 @@ at::Tensor normalized(const at::Tensor& t) {
 }
 
 Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
-  if (v.isTensor()) return wrap(env, normalized(v.toTensor()));
+  if (v.isTensor()) {
+    // Outputs an operator was asked not to compute (output_mask false) come back undefined.
+    if (!v.toTensor().defined()) return env.Null();
+    return wrap(env, normalized(v.toTensor()));
+  }
   if (v.isTensorList()) {
     auto list = v.toTensorList();
     auto arr = Napi::Array::New(env, list.size());
@@ -439,7 +446,21 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
   }
 }
 
+// Activations of a few MB are allocated and freed on every kernel call. glibc serves such blocks with mmap
+// and returns them to the OS on free, so each new tensor page-faults its memory in again (measured: ~200
+// faults and ~1.4 ms for a 3 MB ReLU output, against 0.06 ms once memory is reused). Keeping large blocks on
+// the heap makes freed memory reusable. TFJS_LIBTORCH_MALLOC_TUNING=0 leaves glibc's defaults.
+void tuneMalloc() {
+#ifdef M_MMAP_THRESHOLD
+  const char* off = std::getenv("TFJS_LIBTORCH_MALLOC_TUNING");
+  if (off != nullptr && std::string(off) == "0") return;
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tuneMalloc();
   exports.Set("fromBuffer", Napi::Function::New(env, guarded<FromBuffer>));
   exports.Set("toBuffer", Napi::Function::New(env, guarded<ToBuffer>));
   exports.Set("toBufferAsync", Napi::Function::New(env, guarded<ToBufferAsync>));

@@ -1,3 +1,947 @@
-import type { KernelConfig } from '@tensorflow/tfjs-core';
+// Pooling, resizing, depthwise and 3-D convolutions. Channels-last TF.js tensors go to ATen as channels-first
+// views (see layout.ts), so ATen's channels-last CPU kernels run without layout copies.
+import { backend_util } from '@tensorflow/tfjs-core';
+import type { DataType, KernelConfig } from '@tensorflow/tfjs-core';
+import { DTYPE_CODE } from '../addon.js';
+import type { LibtorchBackend } from '../backend.js';
+import { applyActivation } from './activation.js';
+import {
+  nchwView,
+  nhwcView,
+  padExtra,
+  paddedShape,
+  padInfoToAten,
+  poolPaddingToAten,
+  spatialAxes,
+  unpadExtra,
+  type AtenPadding,
+  type SpatialAxis,
+} from './layout.js';
+import { kernel, op, opN, SCALAR_TYPE, type Handle } from './util.js';
 
-export const spatialKernels: KernelConfig[] = [];
+const alias = op('aten::alias');
+const permute = op('aten::permute');
+const reshape = op('aten::reshape');
+const unsqueeze = op('aten::unsqueeze');
+const contiguous = op('aten::contiguous');
+const toDtype = op('aten::to.dtype');
+const nanToNum = op('aten::nan_to_num');
+const max = op('aten::max');
+const isnan = op('aten::isnan');
+// Returns a JS boolean, not a handle (nothing to dispose).
+const isNonzero = op('aten::is_nonzero');
+const newEmpty = op('aten::new_empty');
+const newZeros = op('aten::new_zeros');
+const add = op('aten::add.Tensor');
+const mul = op('aten::mul.Tensor');
+const lerp = op('aten::lerp.Tensor');
+const where = op('aten::where.self');
+const div = op('aten::div.Tensor');
+const mulScalar = op('aten::mul.Scalar');
+const powScalar = op('aten::pow.Tensor_Scalar');
+const addcmul = op('aten::addcmul');
+const floorDivide = op('aten::floor_divide.Scalar');
+const remainder = op('aten::remainder.Scalar');
+const addScalar = op('aten::add.Scalar');
+const indexSelect = op('aten::index_select');
+const indexAdd = op('aten::index_add');
+const convolution = op('aten::convolution');
+const convolutionBackward = opN('aten::convolution_backward');
+
+const maxPoolOp = { 2: op('aten::max_pool2d'), 3: op('aten::max_pool3d') };
+const maxPoolIndicesOp = { 2: opN('aten::max_pool2d_with_indices'), 3: opN('aten::max_pool3d_with_indices') };
+const avgPoolOp = { 2: op('aten::avg_pool2d'), 3: op('aten::avg_pool3d') };
+const avgPoolBackwardOp = { 2: op('aten::avg_pool2d_backward'), 3: op('aten::avg_pool3d_backward') };
+
+const upsampleBilinear = op('aten::upsample_bilinear2d');
+const upsampleBilinearBackward = op('aten::upsample_bilinear2d_backward');
+const upsampleNearest = op('aten::upsample_nearest2d');
+const upsampleNearestBackward = op('aten::upsample_nearest2d_backward');
+const upsampleNearestExact = op('aten::_upsample_nearest_exact2d');
+const upsampleNearestExactBackward = op('aten::_upsample_nearest_exact2d_backward');
+
+const CHANNELS_LAST_3D = 3;
+
+/** A small constant tensor made from JS values (index tables, per-position factors); disposed with the kernel. */
+function constant(
+  b: LibtorchBackend,
+  values: Float32Array | Int32Array | Uint8Array,
+  shape: number[],
+): Handle {
+  const code =
+    values instanceof Float32Array
+      ? DTYPE_CODE.float32
+      : values instanceof Int32Array
+        ? DTYPE_CODE.int32
+        : DTYPE_CODE.bool;
+  const raw = b.addon.fromBuffer(values, shape, code);
+  try {
+    return alias(raw);
+  } finally {
+    b.addon.dispose(raw);
+  }
+}
+
+const prod = (xs: readonly number[]) => xs.reduce((p, x) => p * x, 1);
+
+/** An uninitialised channels-first tensor with channels-last memory, shaped like `dy`'s input would be: ATen's
+ * backward ops read only its shape and memory format. */
+function emptyChannelsFirst(like: Handle, shape: readonly number[]): Handle {
+  const [n, c, ...spatial] = shape as [number, number, ...number[]];
+  return nchwView(newEmpty(like, [n, ...spatial, c]), shape.length);
+}
+
+// ---- pooling ---------------------------------------------------------------------------------------------
+
+type Rank = 2 | 3;
+
+interface PoolGeometry {
+  rank: Rank;
+  kernel: number[];
+  stride: number[];
+  axes: SpatialAxis[];
+  pad: AtenPadding;
+  /** ATen's ceil_mode (see poolPaddingToAten). */
+  ceil: boolean;
+  /** The channels-last output shape. */
+  outShape: number[];
+}
+
+/**
+ * TF's pooling geometry in ATen's terms. `outSpatial` overrides the output size: gradient kernels get no
+ * dimRoundingMode, so dy's own shape is the truth there.
+ */
+function poolGeometry(xShape: number[], attrs: Record<string, unknown>, outSpatial?: number[]): PoolGeometry {
+  const rounding = attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined;
+  const info =
+    xShape.length === 4
+      ? backend_util.computePool2DInfo(
+          xShape as [number, number, number, number],
+          attrs['filterSize'] as [number, number] | number,
+          attrs['strides'] as [number, number] | number,
+          1,
+          attrs['pad'] as 'valid' | 'same' | number | backend_util.ExplicitPadding,
+          rounding,
+        )
+      : backend_util.computePool3DInfo(
+          xShape as [number, number, number, number, number],
+          attrs['filterSize'] as [number, number, number] | number,
+          attrs['strides'] as [number, number, number] | number,
+          1,
+          attrs['pad'] as 'valid' | 'same' | number,
+          rounding,
+        );
+  const axes = spatialAxes(info).map((a, i) => ({ ...a, outSize: outSpatial?.[i] ?? a.outSize }));
+  const { pad, ceil } = poolPaddingToAten(axes);
+  return {
+    rank: (xShape.length - 2) as Rank,
+    kernel: axes.map((a) => a.window),
+    stride: axes.map((a) => a.stride),
+    axes,
+    pad,
+    ceil,
+    outShape: [xShape[0]!, ...axes.map((a) => a.outSize), xShape[xShape.length - 1]!],
+  };
+}
+
+const isEmptyOutput = (g: PoolGeometry) => g.outShape.some((d) => d === 0);
+
+/** TF.js returns the input of a 1x1 2-D pool whose output has the input's shape, whatever the stride and
+ * padding would otherwise select. */
+const isIdentityPool = (g: PoolGeometry) =>
+  g.rank === 2 && g.kernel.every((k) => k === 1) && g.axes.every((a) => a.outSize === a.inSize);
+
+/** ATen pools floating-point tensors only; int32 pools exactly as float32 up to 2^24. */
+function asFloat(h: Handle, dtype: DataType): Handle {
+  return dtype === 'float32' ? h : toDtype(h, SCALAR_TYPE.float32);
+}
+
+/** The channels-first input max pooling reads: TF skips NaNs (a NaN is never greater), ATen propagates them,
+ * so NaNs become -inf; explicit padding is -inf too. */
+function maxPoolInput(x: Handle, dtype: DataType, g: PoolGeometry): Handle {
+  const xf = dtype === 'float32' ? withoutNaN(x) : asFloat(x, dtype);
+  return padExtra(nchwView(xf, g.rank + 2), g.pad, -Infinity);
+}
+
+/** NaNs replaced by -inf. Looking for one first (a max reduction reads the tensor once) is much cheaper than
+ * rewriting every tensor. */
+function withoutNaN(x: Handle): Handle {
+  const hasNaN = isNonzero(isnan(max(x))) as unknown as boolean;
+  return hasNaN ? nanToNum(x, -Infinity, Infinity, -Infinity) : x;
+}
+
+/** Unit dilations for ATen's max pooling. */
+const ones = (g: PoolGeometry) => g.kernel.map(() => 1);
+
+function maxPool(x: Handle, dtype: DataType, g: PoolGeometry): Handle {
+  if (isEmptyOutput(g)) return newEmpty(x, g.outShape);
+  if (isIdentityPool(g)) return alias(x);
+  const y = nhwcView(
+    maxPoolOp[g.rank](maxPoolInput(x, dtype, g), g.kernel, g.stride, g.pad.sym, ones(g), g.ceil),
+    g.rank + 2,
+  );
+  return dtype === 'float32' ? y : toDtype(y, SCALAR_TYPE.int32);
+}
+
+/**
+ * 1 / (number of input elements in each window), shaped like the spatial output. TF averages over the input
+ * elements a window covers, never over padding; ATen can only leave out its own symmetric padding.
+ */
+function inverseWindowCounts(b: LibtorchBackend, g: PoolGeometry): Handle {
+  const perAxis = g.axes.map((a) =>
+    Array.from({ length: a.outSize }, (_, o) => {
+      const start = o * a.stride - a.before;
+      return Math.max(0, Math.min(start + a.window, a.inSize) - Math.max(start, 0));
+    }),
+  );
+  const shape = g.axes.map((a) => a.outSize);
+  const values = new Float32Array(prod(shape));
+  values.forEach((_, flat) => {
+    let count = 1;
+    let rest = flat;
+    for (let i = shape.length - 1; i >= 0; i--) {
+      count *= perAxis[i]![rest % shape[i]!]!;
+      rest = Math.floor(rest / shape[i]!);
+    }
+    // An all-padding window: TF.js's 2-D pool divides 0 by 0, its 3-D pool returns 0.
+    values[flat] = count > 0 ? 1 / count : g.rank === 2 ? NaN : 0;
+  });
+  return constant(b, values, shape);
+}
+
+function avgPool(b: LibtorchBackend, x: Handle, g: PoolGeometry): Handle {
+  if (isEmptyOutput(g)) return newEmpty(x, g.outShape);
+  if (isIdentityPool(g)) return alias(x);
+  const xp = padExtra(nchwView(x, g.rank + 2), g.pad);
+  if (!g.pad.grows) {
+    return nhwcView(avgPoolOp[g.rank](xp, g.kernel, g.stride, g.pad.sym, g.ceil, false), g.rank + 2);
+  }
+  // Asymmetric padding: window sums over zero padding, divided by the true counts.
+  const sums = avgPoolOp[g.rank](xp, g.kernel, g.stride, g.pad.sym, g.ceil, true, 1);
+  return nhwcView(mul(sums, inverseWindowCounts(b, g)), g.rank + 2);
+}
+
+/** Channels-first shape of a channels-last one. */
+const channelsFirst = (shape: number[]) => [shape[0]!, shape[shape.length - 1]!, ...shape.slice(1, -1)];
+
+/**
+ * dL/dx of average pooling as TF.js defines it: each dy is spread evenly over its whole window, padding
+ * included (1 / filter size), whatever the forward divided by.
+ */
+function avgPoolGrad(dy: Handle, xShape: number[], g: PoolGeometry): Handle {
+  const r = g.rank + 2;
+  if (isEmptyOutput(g)) return newZeros(dy, xShape);
+  const input = emptyChannelsFirst(dy, paddedShape(channelsFirst(xShape), g.pad));
+  const dxp = avgPoolBackwardOp[g.rank](
+    nchwView(dy, r),
+    input,
+    g.kernel,
+    g.stride,
+    g.pad.sym,
+    g.ceil,
+    true,
+    prod(g.kernel),
+  );
+  return nhwcView(unpadExtra(dxp, g.pad), r);
+}
+
+/**
+ * ATen's max-pool indices (flat per (batch, channel) plane) → flat indices into the channels-last tensor with
+ * `batch` planes of `planeSize` elements and `channels` channels.
+ */
+function channelsLastFlatIndex(
+  b: LibtorchBackend,
+  indices: Handle,
+  planeSize: number,
+  batch: number,
+  channels: number,
+  rank: number,
+): Handle {
+  const offsets = new Int32Array(batch * channels);
+  offsets.forEach((_, i) => {
+    offsets[i] = Math.floor(i / channels) * planeSize * channels + (i % channels);
+  });
+  const offsetShape = [batch, ...new Array<number>(rank - 2).fill(1), channels];
+  // offset + channels * index, in int32.
+  return add(constant(b, offsets, offsetShape), nhwcView(indices, rank), BigInt(channels));
+}
+
+/** dL/dx of max pooling: each dy goes to the first maximum of its window (TF and ATen pick the same one). */
+function maxPoolGrad(
+  b: LibtorchBackend,
+  dy: Handle,
+  x: Handle,
+  xShape: number[],
+  dtype: DataType,
+  g: PoolGeometry,
+): Handle {
+  const r = g.rank + 2;
+  if (isEmptyOutput(g)) return newZeros(dy, xShape);
+  const [, indices] = maxPoolIndicesOp[g.rank](
+    maxPoolInput(x, dtype, g),
+    g.kernel,
+    g.stride,
+    g.pad.sym,
+    ones(g),
+    g.ceil,
+  );
+  const padded = paddedShape(channelsFirst(xShape), g.pad);
+  const [batch, channels, ...spatial] = padded as [number, number, ...number[]];
+  // ATen's own max-pool backward wants int64 indices, which this addon cannot hand back; index_add takes int32.
+  const flat = channelsLastFlatIndex(b, indices!, prod(spatial), batch, channels, r);
+  const dxFlat = indexAdd(newZeros(dy, [prod(padded)]), 0, reshape(flat, [-1]), reshape(dy, [-1]));
+  const dxp = nchwView(reshape(dxFlat, [batch, ...spatial, channels]), r);
+  return nhwcView(unpadExtra(dxp, g.pad), r);
+}
+
+/** TF's argmax convention: ((b * height + y) * width + x) * channels + c, without the batch term unless asked. */
+function maxPoolWithArgmax(
+  b: LibtorchBackend,
+  x: Handle,
+  xShape: number[],
+  includeBatch: boolean,
+  g: PoolGeometry,
+): Handle[] {
+  const [batch, height, width, channels] = xShape as [number, number, number, number];
+  const [y, indices] = maxPoolIndicesOp[2](
+    maxPoolInput(x, 'float32', g),
+    g.kernel,
+    g.stride,
+    g.pad.sym,
+    ones(g),
+    g.ceil,
+  );
+  let plane = indices!;
+  if (g.pad.any) {
+    // Indices into the explicitly padded plane → indices into the input plane.
+    const [left, right, top] = g.pad.extra as [number, number, number, number];
+    const paddedWidth = width + left + right;
+    const row = addScalar(floorDivide(plane, BigInt(paddedWidth)), BigInt(-top));
+    const col = addScalar(remainder(plane, BigInt(paddedWidth)), BigInt(-left));
+    plane = add(col, row, BigInt(width));
+  }
+  const index = channelsLastFlatIndex(b, plane, height * width, includeBatch ? batch : 1, channels, 4);
+  return [nhwcView(y!), contiguous(index)];
+}
+
+// ---- resizing --------------------------------------------------------------------------------------------
+
+interface ResizeAttrs {
+  alignCorners: boolean;
+  halfPixelCenters: boolean;
+  size: [number, number];
+}
+
+function resizeAttrs(attrs: Record<string, unknown>): ResizeAttrs {
+  return {
+    alignCorners: attrs['alignCorners'] === true,
+    halfPixelCenters: attrs['halfPixelCenters'] === true,
+    size: attrs['size'] as [number, number],
+  };
+}
+
+/** TF's source/destination scale: with alignCorners the corner pixels' centres map onto each other. */
+function resizeScale(inSize: number, outSize: number, alignCorners: boolean): number {
+  return alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
+}
+
+/** Per output position along one axis: the two source positions and the weight of the second. */
+interface LinearTable {
+  lo: Int32Array;
+  hi: Int32Array;
+  frac: Float32Array;
+}
+
+function bilinearTable(inSize: number, outSize: number, a: ResizeAttrs): LinearTable {
+  const scale = resizeScale(inSize, outSize, a.alignCorners);
+  const lo = new Int32Array(outSize);
+  const hi = new Int32Array(outSize);
+  const frac = new Float32Array(outSize);
+  for (let o = 0; o < outSize; o++) {
+    const src = a.halfPixelCenters ? (o + 0.5) * scale - 0.5 : o * scale;
+    lo[o] = Math.max(0, Math.floor(src));
+    hi[o] = Math.min(inSize - 1, Math.ceil(src));
+    frac[o] = src - lo[o]!;
+  }
+  return { lo, hi, frac };
+}
+
+function nearestTable(inSize: number, outSize: number, a: ResizeAttrs): Int32Array {
+  const scale = resizeScale(inSize, outSize, a.alignCorners);
+  const index = new Int32Array(outSize);
+  for (let o = 0; o < outSize; o++) {
+    const src = a.halfPixelCenters ? (o + 0.5) * scale : o * scale;
+    const nearest = Math.min(inSize - 1, a.alignCorners ? Math.round(src) : Math.floor(src));
+    index[o] = a.halfPixelCenters ? Math.max(0, nearest) : nearest;
+  }
+  return index;
+}
+
+const isIdentity = (index: Int32Array, inSize: number) =>
+  index.length === inSize && index.every((v, i) => v === i);
+
+/** A per-position weight along NHWC axis `axis` (1 or 2), shaped to broadcast. */
+function axisWeights(b: LibtorchBackend, values: Float32Array, axis: number): Handle {
+  return constant(b, values, axis === 1 ? [values.length, 1, 1] : [values.length, 1]);
+}
+
+/** Linear interpolation of an NHWC tensor along one axis, by table. */
+function interpolateAxis(
+  b: LibtorchBackend,
+  x: Handle,
+  axis: number,
+  t: LinearTable,
+  inSize: number,
+): Handle {
+  if (isIdentity(t.lo, inSize) && isIdentity(t.hi, inSize)) return x;
+  const lo = indexSelect(x, axis, constant(b, t.lo, [t.lo.length]));
+  const hi = indexSelect(x, axis, constant(b, t.hi, [t.hi.length]));
+  return lerp(lo, hi, axisWeights(b, t.frac, axis));
+}
+
+/** The adjoint of interpolateAxis: each output gradient is split between its two sources. */
+function interpolateAxisGrad(
+  b: LibtorchBackend,
+  dy: Handle,
+  shape: number[],
+  axis: number,
+  t: LinearTable,
+): Handle {
+  const inSize = shape[axis]!;
+  if (isIdentity(t.lo, inSize) && isIdentity(t.hi, inSize)) return dy;
+  const toLo = mul(
+    dy,
+    axisWeights(
+      b,
+      t.frac.map((f) => 1 - f),
+      axis,
+    ),
+  );
+  const toHi = mul(dy, axisWeights(b, t.frac, axis));
+  const partial = indexAdd(newZeros(dy, shape), axis, constant(b, t.lo, [t.lo.length]), toLo);
+  return indexAdd(partial, axis, constant(b, t.hi, [t.hi.length]), toHi);
+}
+
+function resizeBilinear(
+  b: LibtorchBackend,
+  images: Handle,
+  shape: number[],
+  dtype: DataType,
+  a: ResizeAttrs,
+): Handle {
+  const [, height, width] = shape as [number, number, number, number];
+  const [newHeight, newWidth] = a.size;
+  const x = asFloat(images, dtype);
+  // ATen's align_corners=true is TF's alignCorners; its align_corners=false is TF's halfPixelCenters.
+  if (a.alignCorners !== a.halfPixelCenters) {
+    return nhwcView(upsampleBilinear(nchwView(x), [newHeight, newWidth], a.alignCorners));
+  }
+  // TF's legacy sampling (source = destination * in / out) has no ATen equivalent: interpolate by table.
+  const rows = interpolateAxis(b, x, 1, bilinearTable(height, newHeight, a), height);
+  return contiguous(interpolateAxis(b, rows, 2, bilinearTable(width, newWidth, a), width));
+}
+
+function resizeBilinearGrad(b: LibtorchBackend, dy: Handle, shape: number[], a: ResizeAttrs): Handle {
+  const [batch, height, width, channels] = shape as [number, number, number, number];
+  const [newHeight, newWidth] = a.size;
+  if (a.alignCorners !== a.halfPixelCenters) {
+    return nhwcView(
+      upsampleBilinearBackward(
+        nchwView(dy),
+        [newHeight, newWidth],
+        [batch, channels, height, width],
+        a.alignCorners,
+      ),
+    );
+  }
+  const cols = interpolateAxisGrad(
+    b,
+    dy,
+    [batch, newHeight, width, channels],
+    2,
+    bilinearTable(width, newWidth, a),
+  );
+  const rows = interpolateAxisGrad(b, cols, shape, 1, bilinearTable(height, newHeight, a));
+  // Both axes may be identities, and a kernel must not hand back its input.
+  return rows === dy ? alias(dy) : rows;
+}
+
+/** Which ATen nearest-neighbour op samples as TF does: floor(dst * in / out), or with half-pixel centres. */
+function atenNearest(a: ResizeAttrs): 'legacy' | 'exact' | null {
+  if (a.alignCorners) return null;
+  return a.halfPixelCenters ? 'exact' : 'legacy';
+}
+
+function resizeNearest(
+  b: LibtorchBackend,
+  images: Handle,
+  shape: number[],
+  dtype: DataType,
+  a: ResizeAttrs,
+): Handle {
+  const [, height, width] = shape as [number, number, number, number];
+  const [newHeight, newWidth] = a.size;
+  const mode = atenNearest(a);
+  if (mode !== null && dtype === 'float32') {
+    const resample = mode === 'exact' ? upsampleNearestExact : upsampleNearest;
+    return nhwcView(resample(nchwView(images), [newHeight, newWidth]));
+  }
+  // Gathering rows then columns keeps any dtype exact.
+  const rowIndex = nearestTable(height, newHeight, a);
+  const colIndex = nearestTable(width, newWidth, a);
+  const rows = isIdentity(rowIndex, height)
+    ? images
+    : indexSelect(images, 1, constant(b, rowIndex, [newHeight]));
+  const out = isIdentity(colIndex, width) ? rows : indexSelect(rows, 2, constant(b, colIndex, [newWidth]));
+  return out === images ? alias(images) : out;
+}
+
+function resizeNearestGrad(b: LibtorchBackend, dy: Handle, shape: number[], a: ResizeAttrs): Handle {
+  const [batch, height, width, channels] = shape as [number, number, number, number];
+  const [newHeight, newWidth] = a.size;
+  const mode = atenNearest(a);
+  if (mode !== null) {
+    const backward = mode === 'exact' ? upsampleNearestExactBackward : upsampleNearestBackward;
+    return nhwcView(backward(nchwView(dy), [newHeight, newWidth], [batch, channels, height, width]));
+  }
+  const cols = indexAdd(
+    newZeros(dy, [batch, newHeight, width, channels]),
+    2,
+    constant(b, nearestTable(width, newWidth, a), [newWidth]),
+    dy,
+  );
+  return indexAdd(newZeros(dy, shape), 1, constant(b, nearestTable(height, newHeight, a), [newHeight]), cols);
+}
+
+// ---- convolutions ----------------------------------------------------------------------------------------
+
+interface ConvGeometry {
+  rank: Rank;
+  stride: number[];
+  dilation: number[];
+  pad: AtenPadding;
+  /** Whether the TF tensors are channels-last (NHWC / NDHWC). */
+  channelsLast: boolean;
+}
+
+function convGeometry(info: backend_util.Conv2DInfo | backend_util.Conv3DInfo): ConvGeometry {
+  const axes = spatialAxes(info);
+  return {
+    rank: axes.length as Rank,
+    stride: axes.map((a) => a.stride),
+    dilation: axes.map((a) => a.dilation),
+    pad: padInfoToAten(axes),
+    channelsLast: info.dataFormat === 'channelsLast',
+  };
+}
+
+function depthwiseInfo(
+  xShape: number[],
+  filterShape: number[],
+  attrs: Record<string, unknown>,
+): backend_util.Conv2DInfo {
+  return backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs['strides'] as [number, number] | number,
+    (attrs['dilations'] as [number, number] | number | null | undefined) ?? 1,
+    attrs['pad'] as 'valid' | 'same' | number | backend_util.ExplicitPadding,
+    attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+    true,
+    backend_util.convertConv2DDataFormat((attrs['dataFormat'] as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC'),
+  );
+}
+
+function conv3dInfo(
+  xShape: number[],
+  filterShape: number[],
+  attrs: Record<string, unknown>,
+): backend_util.Conv3DInfo {
+  return backend_util.computeConv3DInfo(
+    xShape as [number, number, number, number, number],
+    filterShape as [number, number, number, number, number],
+    attrs['strides'] as [number, number, number] | number,
+    (attrs['dilations'] as [number, number, number] | number | undefined) ?? 1,
+    attrs['pad'] as 'valid' | 'same',
+  );
+}
+
+const toChannelsFirst = (h: Handle, g: ConvGeometry) => (g.channelsLast ? nchwView(h, g.rank + 2) : h);
+const fromChannelsFirst = (h: Handle, g: ConvGeometry) => (g.channelsLast ? nhwcView(h, g.rank + 2) : h);
+const channelsFirstShape = (shape: number[], g: ConvGeometry) =>
+  g.channelsLast ? [shape[0]!, shape[shape.length - 1]!, ...shape.slice(1, -1)] : shape;
+
+/** TF depthwise filter [fh, fw, in, multiplier] → ATen grouped weight [in * multiplier, 1, fh, fw]: output
+ * channel c * multiplier + m of both is input channel c filtered by m. */
+function depthwiseWeight(filter: Handle, filterShape: number[]): Handle {
+  const [fh, fw, cin, mult] = filterShape as [number, number, number, number];
+  return contiguous(unsqueeze(permute(reshape(filter, [fh, fw, cin * mult]), [2, 0, 1]), 1));
+}
+
+/** TF 3-D filter [fd, fh, fw, in, out] → ATen weight [out, in, fd, fh, fw] (channels-last, as oneDNN likes). */
+function conv3dWeight(filter: Handle): Handle {
+  return contiguous(permute(filter, [4, 3, 0, 1, 2]), CHANNELS_LAST_3D);
+}
+
+function convForward(
+  x: Handle,
+  weight: Handle,
+  bias: Handle | null,
+  g: ConvGeometry,
+  groups: number,
+): Handle {
+  const xp = padExtra(toChannelsFirst(x, g), g.pad);
+  const zeros = g.stride.map(() => 0);
+  return fromChannelsFirst(
+    convolution(xp, weight, bias, g.stride, g.pad.sym, g.dilation, false, zeros, groups),
+    g,
+  );
+}
+
+function convGradInput(
+  dy: Handle,
+  weight: Handle,
+  xShape: number[],
+  g: ConvGeometry,
+  groups: number,
+): Handle {
+  const input = emptyChannelsFirst(dy, paddedShape(channelsFirstShape(xShape, g), g.pad));
+  const zeros = g.stride.map(() => 0);
+  const mask = [true, false, false];
+  const [dxp] = convolutionBackward(
+    toChannelsFirst(dy, g),
+    input,
+    weight,
+    null,
+    g.stride,
+    g.pad.sym,
+    g.dilation,
+    false,
+    zeros,
+    groups,
+    mask,
+  );
+  return fromChannelsFirst(unpadExtra(dxp!, g.pad), g);
+}
+
+function convGradWeight(
+  x: Handle,
+  dy: Handle,
+  weightShape: number[],
+  g: ConvGeometry,
+  groups: number,
+): Handle {
+  const xp = padExtra(toChannelsFirst(x, g), g.pad);
+  const weight = newZeros(dy, weightShape);
+  const zeros = g.stride.map(() => 0);
+  const mask = [false, true, false];
+  const [, dw] = convolutionBackward(
+    toChannelsFirst(dy, g),
+    xp,
+    weight,
+    null,
+    g.stride,
+    g.pad.sym,
+    g.dilation,
+    false,
+    zeros,
+    groups,
+    mask,
+  );
+  return dw!;
+}
+
+/** ATen depthwise weight gradient [in * multiplier, 1, fh, fw] → TF layout [fh, fw, in, multiplier]. */
+function fromDepthwiseWeight(dw: Handle, filterShape: number[]): Handle {
+  const [fh, fw] = filterShape as [number, number];
+  return reshape(permute(reshape(dw, [-1, fh, fw]), [1, 2, 0]), filterShape);
+}
+
+// ---- crop and resize, local response normalisation -----------------------------------------------------
+
+interface CropAttrs {
+  cropSize: [number, number];
+  bilinear: boolean;
+  extrapolationValue: number;
+}
+
+/**
+ * Where each output element of CropAndResize reads, as TF defines it: per box, crop rows/columns are evenly
+ * spaced over the box's span (its centre for a size of 1), in input pixels. `corners` holds flat
+ * (batch, row, column) indices into the image: four (top-left, top-right, bottom-left, bottom-right) for
+ * bilinear, one (the nearest) otherwise. `fill` is NaN where the sample is inside the image, else the value
+ * the output takes there (the extrapolation value outside the image; 0 for a box whose batch index is out of
+ * range, which TF leaves untouched).
+ */
+interface CropSamples {
+  corners: Int32Array[];
+  xLerp: Float32Array;
+  yLerp: Float32Array;
+  fill: Float32Array;
+}
+
+function cropSamples(
+  boxes: Float32Array,
+  boxIndex: Int32Array,
+  imageShape: number[],
+  a: CropAttrs,
+): CropSamples {
+  const [batch, height, width] = imageShape as [number, number, number, number];
+  const [cropHeight, cropWidth] = a.cropSize;
+  const total = boxIndex.length * cropHeight * cropWidth;
+  const corners = Array.from({ length: a.bilinear ? 4 : 1 }, () => new Int32Array(total));
+  const xLerp = new Float32Array(total);
+  const yLerp = new Float32Array(total);
+  const fill = new Float32Array(total).fill(NaN);
+  const source = (lo: number, hi: number, size: number, crop: number, i: number) =>
+    crop > 1 ? lo * (size - 1) + (i * (hi - lo) * (size - 1)) / (crop - 1) : 0.5 * (lo + hi) * (size - 1);
+  let p = 0;
+  boxIndex.forEach((bi, box) => {
+    const [y1, x1, y2, x2] = boxes.subarray(box * 4, box * 4 + 4) as unknown as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    for (let y = 0; y < cropHeight; y++) {
+      const ys = source(y1, y2, height, cropHeight, y);
+      for (let x = 0; x < cropWidth; x++, p++) {
+        const xs = source(x1, x2, width, cropWidth, x);
+        if (bi < 0 || bi >= batch) fill[p] = 0;
+        else if (ys < 0 || ys > height - 1 || xs < 0 || xs > width - 1) fill[p] = a.extrapolationValue;
+        if (!Number.isNaN(fill[p])) continue;
+        const at = (r: number, c: number) => (bi * height + r) * width + c;
+        if (a.bilinear) {
+          const [top, left] = [Math.floor(ys), Math.floor(xs)];
+          const [bottom, right] = [Math.ceil(ys), Math.ceil(xs)];
+          [at(top, left), at(top, right), at(bottom, left), at(bottom, right)].forEach(
+            (v, k) => (corners[k]![p] = v),
+          );
+          yLerp[p] = ys - top;
+          xLerp[p] = xs - left;
+        } else {
+          corners[0]![p] = at(Math.round(ys), Math.round(xs));
+        }
+      }
+    }
+  });
+  return { corners, xLerp, yLerp, fill };
+}
+
+function cropAndResize(
+  b: LibtorchBackend,
+  image: Handle,
+  imageShape: number[],
+  dtype: DataType,
+  boxes: Handle,
+  boxIndex: Handle,
+  a: CropAttrs,
+): Handle {
+  const channels = imageShape[3]!;
+  const ids = b.addon.toBuffer(boxIndex) as Int32Array;
+  const samples = cropSamples(b.addon.toBuffer(boxes) as Float32Array, ids, imageShape, a);
+  const total = samples.fill.length;
+  const outShape = [ids.length, ...a.cropSize, channels];
+  if (total === 0 || channels === 0) return newZeros(image, outShape, SCALAR_TYPE.float32);
+  // The output is float32 whatever the image's dtype.
+  const pixels = reshape(asFloat(image, dtype), [-1, channels]);
+  const gather = (index: Int32Array) => indexSelect(pixels, 0, constant(b, index, [total]));
+  let out: Handle;
+  if (a.bilinear) {
+    const [tl, tr, bl, br] = samples.corners.map(gather) as [Handle, Handle, Handle, Handle];
+    const xl = constant(b, samples.xLerp, [total, 1]);
+    out = lerp(lerp(tl, tr, xl), lerp(bl, br, xl), constant(b, samples.yLerp, [total, 1]));
+  } else {
+    out = gather(samples.corners[0]!);
+  }
+  if (samples.fill.some((v) => !Number.isNaN(v))) {
+    const inside = Uint8Array.from(samples.fill, (v) => (Number.isNaN(v) ? 1 : 0));
+    out = where(constant(b, inside, [total, 1]), out, constant(b, samples.fill, [total, 1]));
+  }
+  return reshape(out, outShape);
+}
+
+interface LrnAttrs {
+  depthRadius: number;
+  bias: number;
+  alpha: number;
+  beta: number;
+}
+
+function lrnAttrs(attrs: Record<string, unknown>): LrnAttrs {
+  return {
+    depthRadius: attrs['depthRadius'] as number,
+    bias: attrs['bias'] as number,
+    alpha: attrs['alpha'] as number,
+    beta: attrs['beta'] as number,
+  };
+}
+
+/** Sums over the channels within `radius` of each channel (clipped at the ends) of an NHWC tensor: a 1-row
+ * sum pool over channels. */
+function channelWindowSum(h: Handle, shape: number[], radius: number): Handle {
+  const channels = shape[shape.length - 1]!;
+  const rows = reshape(h, [-1, 1, 1, channels]);
+  const sums = avgPoolOp[2](rows, [1, 2 * radius + 1], [1, 1], [0, radius], false, true, 1);
+  return reshape(sums, shape);
+}
+
+/** bias + alpha * (sum of squares over the channel window). */
+function lrnNorm(x: Handle, shape: number[], a: LrnAttrs): Handle {
+  return addScalar(mulScalar(channelWindowSum(mul(x, x), shape, a.depthRadius), a.alpha), a.bias);
+}
+
+/** TF's LRN: x / norm^beta. */
+function lrn(x: Handle, shape: number[], a: LrnAttrs): Handle {
+  return mul(x, powScalar(lrnNorm(x, shape, a), -a.beta));
+}
+
+/**
+ * dL/dx of LRN: dy * norm^-beta - 2 alpha beta x * windowSum(y dy / norm). The channel windows are
+ * symmetric, so the sum over the outputs whose window holds x is itself a window sum.
+ */
+function lrnGrad(x: Handle, y: Handle, dy: Handle, shape: number[], a: LrnAttrs): Handle {
+  const norm = lrnNorm(x, shape, a);
+  const spread = channelWindowSum(div(mul(y, dy), norm), shape, a.depthRadius);
+  return addcmul(mul(dy, powScalar(norm, -a.beta)), x, spread, -2 * a.alpha * a.beta);
+}
+
+// ---- kernels ---------------------------------------------------------------------------------------------
+
+const shapeOf = (inputs: Record<string, { shape: number[] } | undefined>, name: string) =>
+  inputs[name]!.shape;
+
+const poolKernels: KernelConfig[] = (['MaxPool', 'MaxPool3D'] as const)
+  .map((name) =>
+    kernel(name, ({ x, inputs, attrs }) =>
+      maxPool(x('x'), inputs['x']!.dtype, poolGeometry(shapeOf(inputs, 'x'), attrs)),
+    ),
+  )
+  .concat(
+    (['AvgPool', 'AvgPool3D'] as const).map((name) =>
+      kernel(name, ({ x, inputs, attrs, b }) =>
+        avgPool(b, x('x'), poolGeometry(shapeOf(inputs, 'x'), attrs)),
+      ),
+    ),
+    (['MaxPoolGrad', 'MaxPool3DGrad'] as const).map((name) =>
+      kernel(name, ({ x, inputs, attrs, b }) => {
+        const shape = shapeOf(inputs, 'input');
+        const g = poolGeometry(shape, attrs, shapeOf(inputs, 'dy').slice(1, -1));
+        return maxPoolGrad(b, x('dy'), x('input'), shape, inputs['input']!.dtype, g);
+      }),
+    ),
+    (['AvgPoolGrad', 'AvgPool3DGrad'] as const).map((name) =>
+      kernel(name, ({ x, inputs, attrs, b }) => {
+        const shape = shapeOf(inputs, 'input');
+        return avgPoolGrad(x('dy'), shape, poolGeometry(shape, attrs, shapeOf(inputs, 'dy').slice(1, -1)));
+      }),
+    ),
+  );
+
+export const spatialKernels: KernelConfig[] = [
+  ...poolKernels,
+  kernel('MaxPoolWithArgmax', ({ x, inputs, attrs, b }) => {
+    const shape = shapeOf(inputs, 'x');
+    return maxPoolWithArgmax(
+      b,
+      x('x'),
+      shape,
+      attrs['includeBatchInIndex'] === true,
+      poolGeometry(shape, attrs),
+    );
+  }),
+  kernel('ResizeBilinear', ({ x, inputs, attrs, b }) =>
+    resizeBilinear(b, x('images'), shapeOf(inputs, 'images'), inputs['images']!.dtype, resizeAttrs(attrs)),
+  ),
+  kernel('ResizeBilinearGrad', ({ x, inputs, attrs, b }) =>
+    resizeBilinearGrad(b, x('dy'), shapeOf(inputs, 'images'), resizeAttrs(attrs)),
+  ),
+  kernel('ResizeNearestNeighbor', ({ x, inputs, attrs, b }) =>
+    resizeNearest(b, x('images'), shapeOf(inputs, 'images'), inputs['images']!.dtype, resizeAttrs(attrs)),
+  ),
+  kernel('ResizeNearestNeighborGrad', ({ x, inputs, attrs, b }) =>
+    resizeNearestGrad(b, x('dy'), shapeOf(inputs, 'images'), resizeAttrs(attrs)),
+  ),
+  kernel('DepthwiseConv2dNative', ({ x, inputs, attrs }) => {
+    const filterShape = shapeOf(inputs, 'filter');
+    const info = depthwiseInfo(shapeOf(inputs, 'x'), filterShape, attrs);
+    return convForward(
+      x('x'),
+      depthwiseWeight(x('filter'), filterShape),
+      null,
+      convGeometry(info),
+      info.inChannels,
+    );
+  }),
+  kernel('FusedDepthwiseConv2D', ({ x, inputs, attrs }) => {
+    const filterShape = shapeOf(inputs, 'filter');
+    const info = depthwiseInfo(shapeOf(inputs, 'x'), filterShape, attrs);
+    const g = convGeometry(info);
+    const biasShape = inputs['bias']?.shape;
+    // A bias of one value per output channel goes into the convolution itself.
+    const biasInConv = biasShape !== undefined && biasShape.length === 1 && biasShape[0] === info.outChannels;
+    const weight = depthwiseWeight(x('filter'), filterShape);
+    const y = convForward(x('x'), weight, biasInConv ? x('bias') : null, g, info.inChannels);
+    // In NCHW a 1-D per-channel operand broadcasts as [C, 1, 1].
+    const perChannel = (name: string) => {
+      const shape = shapeOf(inputs, name);
+      return !g.channelsLast && shape.length === 1 && shape[0] !== 1
+        ? reshape(x(name), [shape[0]!, 1, 1])
+        : x(name);
+    };
+    const biased = biasShape !== undefined && !biasInConv ? add(y, perChannel('bias')) : y;
+    return applyActivation(
+      biased,
+      attrs['activation'] as string | undefined,
+      inputs['preluActivationWeights'] ? perChannel('preluActivationWeights') : undefined,
+      attrs['leakyreluAlpha'] as number | undefined,
+    );
+  }),
+  kernel('DepthwiseConv2dNativeBackpropInput', ({ x, inputs, attrs }) => {
+    const filterShape = shapeOf(inputs, 'filter');
+    const inputShape = attrs['inputShape'] as number[];
+    const info = depthwiseInfo(inputShape, filterShape, attrs);
+    const weight = depthwiseWeight(x('filter'), filterShape);
+    return convGradInput(x('dy'), weight, inputShape, convGeometry(info), info.inChannels);
+  }),
+  kernel('DepthwiseConv2dNativeBackpropFilter', ({ x, inputs, attrs }) => {
+    const filterShape = attrs['filterShape'] as number[];
+    const info = depthwiseInfo(shapeOf(inputs, 'x'), filterShape, attrs);
+    const [fh, fw] = filterShape as [number, number];
+    const dw = convGradWeight(
+      x('x'),
+      x('dy'),
+      [info.outChannels, 1, fh, fw],
+      convGeometry(info),
+      info.inChannels,
+    );
+    return fromDepthwiseWeight(dw, filterShape);
+  }),
+  kernel('CropAndResize', ({ x, inputs, attrs, b }) =>
+    cropAndResize(b, x('image'), shapeOf(inputs, 'image'), inputs['image']!.dtype, x('boxes'), x('boxInd'), {
+      cropSize: attrs['cropSize'] as [number, number],
+      bilinear: attrs['method'] !== 'nearest',
+      extrapolationValue: (attrs['extrapolationValue'] as number | undefined) ?? 0,
+    }),
+  ),
+  kernel('LRN', ({ x, inputs, attrs }) => lrn(x('x'), shapeOf(inputs, 'x'), lrnAttrs(attrs))),
+  kernel('LRNGrad', ({ x, inputs, attrs }) =>
+    lrnGrad(x('x'), x('y'), x('dy'), shapeOf(inputs, 'dy'), lrnAttrs(attrs)),
+  ),
+  kernel('Conv3D', ({ x, inputs, attrs }) => {
+    const info = conv3dInfo(shapeOf(inputs, 'x'), shapeOf(inputs, 'filter'), attrs);
+    return convForward(x('x'), conv3dWeight(x('filter')), null, convGeometry(info), 1);
+  }),
+  kernel('Conv3DBackpropInputV2', ({ x, inputs, attrs }) => {
+    const inputShape = attrs['inputShape'] as number[];
+    const info = conv3dInfo(inputShape, shapeOf(inputs, 'filter'), attrs);
+    return convGradInput(x('dy'), conv3dWeight(x('filter')), inputShape, convGeometry(info), 1);
+  }),
+  kernel('Conv3DBackpropFilterV2', ({ x, inputs, attrs }) => {
+    const filterShape = attrs['filterShape'] as number[];
+    const info = conv3dInfo(shapeOf(inputs, 'x'), filterShape, attrs);
+    const [fd, fh, fw, cin, cout] = filterShape as [number, number, number, number, number];
+    const dw = convGradWeight(x('x'), x('dy'), [cout, cin, fd, fh, fw], convGeometry(info), 1);
+    return permute(dw, [2, 3, 4, 1, 0]);
+  }),
+];

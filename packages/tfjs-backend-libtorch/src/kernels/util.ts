@@ -1,7 +1,13 @@
 // Helpers every kernel file uses: ATen calls that return handles, a per-kernel scope that disposes
 // intermediate handles, and kernel-config builders.
-import type { KernelConfig, NamedAttrMap, NamedTensorInfoMap, TensorInfo, DataType } from '@tensorflow/tfjs-core';
-import { aten, type AtenArg, type AtenResult, type Handle } from '../addon.js';
+import type {
+  KernelConfig,
+  NamedAttrMap,
+  NamedTensorInfoMap,
+  TensorInfo,
+  DataType,
+} from '@tensorflow/tfjs-core';
+import { aten, loadAddon, type AtenArg, type AtenResult, type Handle } from '../addon.js';
 import { BACKEND_NAME, type LibtorchBackend } from '../backend.js';
 
 /** Handles created inside the running kernel; the ones not returned are disposed when it ends. */
@@ -33,12 +39,19 @@ export function opN(schema: string): (...args: AtenArg[]) => Handle[] {
   };
 }
 
+/** The shape of a handle (one N-API call; kernels mostly know shapes from their TensorInfos instead). */
+export function shapeOf(h: Handle): number[] {
+  return loadAddon().shape(h);
+}
+
 /** ScalarType codes for ATen `ScalarType` arguments. */
 export const SCALAR_TYPE = { bool: 11, int32: 3, float32: 6, int64: 4 } as const;
 
 export function scalarType(dtype: DataType): number {
   if (dtype === 'float32' || dtype === 'int32' || dtype === 'bool') return SCALAR_TYPE[dtype];
-  throw new Error(`libtorch backend: dtype '${dtype}' is not supported; it supports float32, int32 and bool.`);
+  throw new Error(
+    `libtorch backend: dtype '${dtype}' is not supported; it supports float32, int32 and bool.`,
+  );
 }
 
 export interface KernelArgs {
