@@ -259,6 +259,13 @@ function peerAvailable(): { ok: boolean; why?: string } {
   };
 }
 
+function peerEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: '1' };
+  if (USER_OMP_WAIT_POLICY === undefined) delete env['OMP_WAIT_POLICY'];
+  else env['OMP_WAIT_POLICY'] = USER_OMP_WAIT_POLICY;
+  return env;
+}
+
 interface PeerRow {
   backend: string;
   model: string;
@@ -269,6 +276,10 @@ interface PeerRow {
   img_per_s: number;
 }
 
+/** The OpenMP wait policy the user gave, read before tfjs-backend-libtorch sets its own default (PASSIVE)
+ * while loading: the peer runs as PyTorch users run it, with libgomp's default unless one was given. */
+const USER_OMP_WAIT_POLICY = process.env['OMP_WAIT_POLICY'];
+
 /** Runs the peer script as a child process (OpenBLAS single-threaded, torch with `threads` threads). */
 function runPeer(which: readonly ModelName[]): Promise<PeerRow[]> {
   return new Promise((resolve, reject) => {
@@ -276,7 +287,7 @@ function runPeer(which: readonly ModelName[]): Promise<PeerRow[]> {
       flags.python,
       [flags['peer-script'], which.join(','), String(threads), String(steps)],
       {
-        env: { ...process.env, OPENBLAS_NUM_THREADS: '1' },
+        env: peerEnv(),
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
@@ -372,6 +383,10 @@ emit({
   cpu_model: os.cpus()[0]?.model,
   threads,
   seed,
+  omp_wait_policy: {
+    libtorch: USER_OMP_WAIT_POLICY ?? 'PASSIVE (tfjs-backend-libtorch default)',
+    peer: USER_OMP_WAIT_POLICY ?? 'libgomp default (active spin)',
+  },
 });
 
 if (leakSteps !== undefined) {

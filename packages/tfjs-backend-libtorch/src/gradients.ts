@@ -7,9 +7,9 @@ import type { GradFunc, KernelConfig, NamedAttrMap, Tensor } from '@tensorflow/t
 
 type NamedGradientMap = Record<string, () => Tensor>;
 import { BACKEND_NAME } from './backend.js';
+import { nchwView, nhwcView } from './kernels/layout.js';
 import { kernel, op, opN } from './kernels/util.js';
 
-const permute = op('aten::permute');
 const reshape = op('aten::reshape');
 const expand = op('aten::expand');
 const divScalar = op('aten::div.Scalar');
@@ -27,14 +27,6 @@ const toDtype = op('aten::to.dtype');
 
 const FLOAT32 = 6;
 
-/** Axis order moving the last (channel) axis to position 1, and its inverse. */
-function channelsFirst(rank: number): { to: number[]; back: number[] } {
-  const to = [0, rank - 1, ...Array.from({ length: rank - 2 }, (_, i) => i + 1)];
-  const back = new Array<number>(rank);
-  to.forEach((axis, i) => (back[axis] = i));
-  return { to, back };
-}
-
 /** Gradient kernels the overrides below call; registered for libtorch only. */
 export const gradientKernels: KernelConfig[] = [
   // All five batch-norm gradients from one native_batch_norm_backward pass (per-channel parameters):
@@ -43,11 +35,10 @@ export const gradientKernels: KernelConfig[] = [
   kernel('_LibtorchBatchNormGrad', ({ x, inputs, attrs }) => {
     const eps = attrs['varianceEpsilon'] as number;
     const rank = inputs['x']!.shape.length;
-    const { to, back } = channelsFirst(rank);
     const scale = inputs['scale'] ? x('scale') : null;
     const [dx, dscale, doffset] = batchNormBackward(
-      permute(x('dy'), to),
-      permute(x('x'), to),
+      nchwView(x('dy'), rank),
+      nchwView(x('x'), rank),
       scale,
       x('mean'),
       x('variance'),
@@ -61,7 +52,7 @@ export const gradientKernels: KernelConfig[] = [
     const sr = scale ? mul(scale, r) : r;
     const dmean = neg(mul(doffset!, sr));
     const dvar = mulScalar(mul(mul(dscale!, sr), r), -0.5);
-    return [permute(dx!, back), dmean, dvar, dscale!, doffset!];
+    return [nhwcView(dx!, rank), dmean, dvar, dscale!, doffset!];
   }),
   // d mean(x)/dx: dy/n broadcast over the reduced axes, as a stride-0 view (no full-size tensor is written).
   kernel('_LibtorchMeanGrad', ({ x, attrs }) => {

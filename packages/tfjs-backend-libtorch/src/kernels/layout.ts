@@ -160,18 +160,24 @@ function atenPoolOutput(a: SpatialAxis, pad: number, ceil: boolean): number {
  * Padding for ATen's pooling ops. When TF's windows are ATen's with the padding before the input mirrored
  * after it, rounding up (ceil_mode) where TF needs more windows at the end, no explicit padding is needed:
  * ATen clips windows to the input, as TF does. Otherwise the remainder is padded explicitly (a copy).
+ * `inputCoversWindow`: the op (avg_pool3d) insists that its unpadded input is at least one window long.
  */
-export function poolPaddingToAten(axes: readonly SpatialAxis[]): { pad: AtenPadding; ceil: boolean } {
+export function poolPaddingToAten(
+  axes: readonly SpatialAxis[],
+  inputCoversWindow = false,
+): { pad: AtenPadding; ceil: boolean } {
+  // TF.js's 3-D 'same' padding can be negative (front/top/left): the windows start inside the input.
+  const symmetric = (a: SpatialAxis) =>
+    a.before >= 0 && a.before <= Math.floor(a.window / 2) && (!inputCoversWindow || a.inSize >= a.window);
   const fits = (ceil: boolean) =>
-    axes.every(
-      (a) => a.before <= Math.floor(a.window / 2) && atenPoolOutput(a, a.before, ceil) === a.outSize,
-    );
+    axes.every((a) => symmetric(a) && atenPoolOutput(a, a.before, ceil) === a.outSize);
   const ceil = fits(false) ? false : fits(true) ? true : null;
   if (ceil !== null) {
     const extra = axes.flatMap(() => [0, 0]);
     return { pad: { sym: axes.map((a) => a.before), extra, grows: false, any: false }, ceil };
   }
-  // ATen pools pad by at most half the window.
-  const maxSym = axes.map((a) => Math.floor(a.window / 2));
+  // ATen pools pad by at most half the window; an input shorter than the window gets all its padding
+  // explicitly where the op requires it.
+  const maxSym = axes.map((a) => (inputCoversWindow && a.inSize < a.window ? 0 : Math.floor(a.window / 2)));
   return { pad: padInfoToAten(axes, maxSym), ceil: false };
 }

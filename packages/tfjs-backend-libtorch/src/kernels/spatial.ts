@@ -4,13 +4,19 @@ import { backend_util } from '@tensorflow/tfjs-core';
 import type { DataType, KernelConfig } from '@tensorflow/tfjs-core';
 import { DTYPE_CODE } from '../addon.js';
 import type { LibtorchBackend } from '../backend.js';
-import { applyActivation } from './activation.js';
+import {
+  biasInConvolution,
+  convForward,
+  convGeometry,
+  convGradInput,
+  convGradWeight,
+  fusedEpilogue,
+} from './conv.js';
 import {
   nchwView,
   nhwcView,
   padExtra,
   paddedShape,
-  padInfoToAten,
   poolPaddingToAten,
   spatialAxes,
   unpadExtra,
@@ -35,6 +41,11 @@ const newZeros = op('aten::new_zeros');
 const add = op('aten::add.Tensor');
 const mul = op('aten::mul.Tensor');
 const lerp = op('aten::lerp.Tensor');
+const slice = op('aten::slice.Tensor');
+const constantPad = op('aten::constant_pad_nd');
+// In place, into views of tensors this kernel made.
+const copyInto = op('aten::copy_');
+const addInto = op('aten::add_.Tensor');
 const where = op('aten::where.self');
 const div = op('aten::div.Tensor');
 const mulScalar = op('aten::mul.Scalar');
@@ -45,8 +56,6 @@ const remainder = op('aten::remainder.Scalar');
 const addScalar = op('aten::add.Scalar');
 const indexSelect = op('aten::index_select');
 const indexAdd = op('aten::index_add');
-const convolution = op('aten::convolution');
-const convolutionBackward = opN('aten::convolution_backward');
 
 const maxPoolOp = { 2: op('aten::max_pool2d'), 3: op('aten::max_pool3d') };
 const maxPoolIndicesOp = { 2: opN('aten::max_pool2d_with_indices'), 3: opN('aten::max_pool3d_with_indices') };
@@ -111,7 +120,12 @@ interface PoolGeometry {
  * TF's pooling geometry in ATen's terms. `outSpatial` overrides the output size: gradient kernels get no
  * dimRoundingMode, so dy's own shape is the truth there.
  */
-function poolGeometry(xShape: number[], attrs: Record<string, unknown>, outSpatial?: number[]): PoolGeometry {
+function poolGeometry(
+  kind: 'max' | 'avg',
+  xShape: number[],
+  attrs: Record<string, unknown>,
+  outSpatial?: number[],
+): PoolGeometry {
   const rounding = attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined;
   const info =
     xShape.length === 4
@@ -132,7 +146,8 @@ function poolGeometry(xShape: number[], attrs: Record<string, unknown>, outSpati
           rounding,
         );
   const axes = spatialAxes(info).map((a, i) => ({ ...a, outSize: outSpatial?.[i] ?? a.outSize }));
-  const { pad, ceil } = poolPaddingToAten(axes);
+  // avg_pool3d (unlike the others) rejects an input shorter than the window, padding aside.
+  const { pad, ceil } = poolPaddingToAten(axes, kind === 'avg' && xShape.length === 5);
   return {
     rank: (xShape.length - 2) as Rank,
     kernel: axes.map((a) => a.window),
@@ -299,12 +314,13 @@ function maxPoolWithArgmax(
   b: LibtorchBackend,
   x: Handle,
   xShape: number[],
+  dtype: DataType,
   includeBatch: boolean,
   g: PoolGeometry,
 ): Handle[] {
   const [batch, height, width, channels] = xShape as [number, number, number, number];
   const [y, indices] = maxPoolIndicesOp[2](
-    maxPoolInput(x, 'float32', g),
+    maxPoolInput(x, dtype, g),
     g.kernel,
     g.stride,
     g.pad.sym,
@@ -321,7 +337,8 @@ function maxPoolWithArgmax(
     plane = add(col, row, BigInt(width));
   }
   const index = channelsLastFlatIndex(b, plane, height * width, includeBatch ? batch : 1, channels, 4);
-  return [nhwcView(y!), contiguous(index)];
+  const values = nhwcView(y!);
+  return [dtype === 'float32' ? values : toDtype(values, SCALAR_TYPE.int32), contiguous(index)];
 }
 
 // ---- resizing --------------------------------------------------------------------------------------------
@@ -333,11 +350,15 @@ interface ResizeAttrs {
 }
 
 function resizeAttrs(attrs: Record<string, unknown>): ResizeAttrs {
-  return {
+  const a = {
     alignCorners: attrs['alignCorners'] === true,
     halfPixelCenters: attrs['halfPixelCenters'] === true,
     size: attrs['size'] as [number, number],
   };
+  if (a.alignCorners && a.halfPixelCenters) {
+    throw new Error('libtorch backend: resize with halfPixelCenters needs alignCorners false (as in TF)');
+  }
+  return a;
 }
 
 /** TF's source/destination scale: with alignCorners the corner pixels' centres map onto each other. */
@@ -345,27 +366,7 @@ function resizeScale(inSize: number, outSize: number, alignCorners: boolean): nu
   return alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
 }
 
-/** Per output position along one axis: the two source positions and the weight of the second. */
-interface LinearTable {
-  lo: Int32Array;
-  hi: Int32Array;
-  frac: Float32Array;
-}
-
-function bilinearTable(inSize: number, outSize: number, a: ResizeAttrs): LinearTable {
-  const scale = resizeScale(inSize, outSize, a.alignCorners);
-  const lo = new Int32Array(outSize);
-  const hi = new Int32Array(outSize);
-  const frac = new Float32Array(outSize);
-  for (let o = 0; o < outSize; o++) {
-    const src = a.halfPixelCenters ? (o + 0.5) * scale - 0.5 : o * scale;
-    lo[o] = Math.max(0, Math.floor(src));
-    hi[o] = Math.min(inSize - 1, Math.ceil(src));
-    frac[o] = src - lo[o]!;
-  }
-  return { lo, hi, frac };
-}
-
+/** TF's nearest source position for each destination position along one axis. */
 function nearestTable(inSize: number, outSize: number, a: ResizeAttrs): Int32Array {
   const scale = resizeScale(inSize, outSize, a.alignCorners);
   const index = new Int32Array(outSize);
@@ -380,90 +381,110 @@ function nearestTable(inSize: number, outSize: number, a: ResizeAttrs): Int32Arr
 const isIdentity = (index: Int32Array, inSize: number) =>
   index.length === inSize && index.every((v, i) => v === i);
 
-/** A per-position weight along NHWC axis `axis` (1 or 2), shaped to broadcast. */
-function axisWeights(b: LibtorchBackend, values: Float32Array, axis: number): Handle {
-  return constant(b, values, axis === 1 ? [values.length, 1, 1] : [values.length, 1]);
+/** Row indices into an NHWC tensor seen as [batch * height, width * channels]: each batch's `index` rows. */
+function batchRows(batch: number, height: number, index: Int32Array): Int32Array {
+  const rows = new Int32Array(batch * index.length);
+  rows.forEach((_, i) => (rows[i] = Math.floor(i / index.length) * height + index[i % index.length]!));
+  return rows;
 }
 
-/** Linear interpolation of an NHWC tensor along one axis, by table. */
-function interpolateAxis(
-  b: LibtorchBackend,
-  x: Handle,
-  axis: number,
-  t: LinearTable,
-  inSize: number,
-): Handle {
-  if (isIdentity(t.lo, inSize) && isIdentity(t.hi, inSize)) return x;
-  const lo = indexSelect(x, axis, constant(b, t.lo, [t.lo.length]));
-  const hi = indexSelect(x, axis, constant(b, t.hi, [t.hi.length]));
-  return lerp(lo, hi, axisWeights(b, t.frac, axis));
+/** Swaps the height and width axes of an NHWC tensor (a copy: row gathers want contiguous rows). */
+const swapHW = (h: Handle) => contiguous(permute(h, [0, 2, 1, 3]));
+
+/**
+ * x[:, index] (axis 1) or x[:, :, index] (axis 2) of a contiguous NHWC tensor. Rows are gathered whole, as
+ * [batch * height, width * channels]; ATen's index_select along an inner axis is far slower, so columns are
+ * gathered as rows of the transposed tensor.
+ */
+function gatherAxis(b: LibtorchBackend, x: Handle, shape: number[], axis: 1 | 2, index: Int32Array): Handle {
+  const [batch, height, width, channels] = shape as [number, number, number, number];
+  if (isIdentity(index, shape[axis]!)) return x;
+  if (axis === 2) return swapHW(gatherAxis(b, swapHW(x), [batch, width, height, channels], 1, index));
+  const rows = batchRows(batch, height, index);
+  const picked = indexSelect(
+    reshape(x, [batch * height, width * channels]),
+    0,
+    constant(b, rows, [rows.length]),
+  );
+  return reshape(picked, [batch, index.length, width, channels]);
 }
 
-/** The adjoint of interpolateAxis: each output gradient is split between its two sources. */
-function interpolateAxisGrad(
+/** The adjoint of gatherAxis: `shape` is the gathered-from shape; each slice of dy adds to its source. */
+function scatterAxis(
   b: LibtorchBackend,
   dy: Handle,
   shape: number[],
-  axis: number,
-  t: LinearTable,
+  axis: 1 | 2,
+  index: Int32Array,
 ): Handle {
-  const inSize = shape[axis]!;
-  if (isIdentity(t.lo, inSize) && isIdentity(t.hi, inSize)) return dy;
-  const toLo = mul(
-    dy,
-    axisWeights(
-      b,
-      t.frac.map((f) => 1 - f),
-      axis,
-    ),
+  const [batch, height, width, channels] = shape as [number, number, number, number];
+  if (isIdentity(index, shape[axis]!)) return dy;
+  if (axis === 2) return swapHW(scatterAxis(b, swapHW(dy), [batch, width, height, channels], 1, index));
+  const rows = batchRows(batch, height, index);
+  const sum = indexAdd(
+    newZeros(dy, [batch * height, width * channels]),
+    0,
+    constant(b, rows, [rows.length]),
+    reshape(dy, [rows.length, width * channels]),
   );
-  const toHi = mul(dy, axisWeights(b, t.frac, axis));
-  const partial = indexAdd(newZeros(dy, shape), axis, constant(b, t.lo, [t.lo.length]), toLo);
-  return indexAdd(partial, axis, constant(b, t.hi, [t.hi.length]), toHi);
+  return reshape(sum, shape);
 }
 
-function resizeBilinear(
-  b: LibtorchBackend,
-  images: Handle,
-  shape: number[],
-  dtype: DataType,
-  a: ResizeAttrs,
-): Handle {
+/** A channels-first tensor with one more row and column at the end, copies of the last ones. */
+function replicateLastRowAndColumn(x: Handle, height: number, width: number): Handle {
+  const padded = constantPad(x, [0, 1, 0, 1], 0);
+  copyInto(slice(slice(padded, 2, 0, height), 3, width, width + 1), slice(x, 3, width - 1, width));
+  copyInto(slice(padded, 2, height, height + 1), slice(padded, 2, height - 1, height));
+  return padded;
+}
+
+/**
+ * TF's default (legacy) bilinear sampling reads source position dst * in / out, clamped to the last pixel.
+ * That is ATen's align_corners sampling, whose scale is (in' - 1) / (out' - 1), of the input with its last
+ * row and column repeated (in' = in + 1) to one more output row and column (out' = out + 1), which are then
+ * dropped. The result is a (non-contiguous) view.
+ */
+function legacyBilinear(x: Handle, shape: number[], size: [number, number]): Handle {
   const [, height, width] = shape as [number, number, number, number];
-  const [newHeight, newWidth] = a.size;
+  const [newHeight, newWidth] = size;
+  const padded = replicateLastRowAndColumn(nchwView(x), height, width);
+  const y = upsampleBilinear(padded, [newHeight + 1, newWidth + 1], true);
+  return nhwcView(slice(slice(y, 2, 0, newHeight), 3, 0, newWidth));
+}
+
+/** The adjoint of legacyBilinear: the gradient of the repeated row and column folds back onto the last ones. */
+function legacyBilinearGrad(dy: Handle, shape: number[], size: [number, number]): Handle {
+  const [batch, height, width, channels] = shape as [number, number, number, number];
+  const [newHeight, newWidth] = size;
+  const dyPadded = constantPad(nchwView(dy), [0, 1, 0, 1], 0);
+  const g = upsampleBilinearBackward(
+    dyPadded,
+    [newHeight + 1, newWidth + 1],
+    [batch, channels, height + 1, width + 1],
+    true,
+  );
+  addInto(slice(g, 3, width - 1, width), slice(g, 3, width, width + 1));
+  addInto(slice(g, 2, height - 1, height), slice(g, 2, height, height + 1));
+  return nhwcView(slice(slice(g, 2, 0, height), 3, 0, width));
+}
+
+function resizeBilinear(images: Handle, shape: number[], dtype: DataType, a: ResizeAttrs): Handle {
   const x = asFloat(images, dtype);
   // ATen's align_corners=true is TF's alignCorners; its align_corners=false is TF's halfPixelCenters.
-  if (a.alignCorners !== a.halfPixelCenters) {
-    return nhwcView(upsampleBilinear(nchwView(x), [newHeight, newWidth], a.alignCorners));
+  if (a.alignCorners || a.halfPixelCenters) {
+    return nhwcView(upsampleBilinear(nchwView(x), a.size, a.alignCorners));
   }
-  // TF's legacy sampling (source = destination * in / out) has no ATen equivalent: interpolate by table.
-  const rows = interpolateAxis(b, x, 1, bilinearTable(height, newHeight, a), height);
-  return contiguous(interpolateAxis(b, rows, 2, bilinearTable(width, newWidth, a), width));
+  return legacyBilinear(x, shape, a.size);
 }
 
-function resizeBilinearGrad(b: LibtorchBackend, dy: Handle, shape: number[], a: ResizeAttrs): Handle {
+function resizeBilinearGrad(dy: Handle, shape: number[], a: ResizeAttrs): Handle {
   const [batch, height, width, channels] = shape as [number, number, number, number];
-  const [newHeight, newWidth] = a.size;
-  if (a.alignCorners !== a.halfPixelCenters) {
+  if (a.alignCorners || a.halfPixelCenters) {
     return nhwcView(
-      upsampleBilinearBackward(
-        nchwView(dy),
-        [newHeight, newWidth],
-        [batch, channels, height, width],
-        a.alignCorners,
-      ),
+      upsampleBilinearBackward(nchwView(dy), a.size, [batch, channels, height, width], a.alignCorners),
     );
   }
-  const cols = interpolateAxisGrad(
-    b,
-    dy,
-    [batch, newHeight, width, channels],
-    2,
-    bilinearTable(width, newWidth, a),
-  );
-  const rows = interpolateAxisGrad(b, cols, shape, 1, bilinearTable(height, newHeight, a));
-  // Both axes may be identities, and a kernel must not hand back its input.
-  return rows === dy ? alias(dy) : rows;
+  return legacyBilinearGrad(dy, shape, a.size);
 }
 
 /** Which ATen nearest-neighbour op samples as TF does: floor(dst * in / out), or with half-pixel centres. */
@@ -479,20 +500,16 @@ function resizeNearest(
   dtype: DataType,
   a: ResizeAttrs,
 ): Handle {
-  const [, height, width] = shape as [number, number, number, number];
+  const [batch, height, width, channels] = shape as [number, number, number, number];
   const [newHeight, newWidth] = a.size;
   const mode = atenNearest(a);
   if (mode !== null && dtype === 'float32') {
     const resample = mode === 'exact' ? upsampleNearestExact : upsampleNearest;
-    return nhwcView(resample(nchwView(images), [newHeight, newWidth]));
+    return nhwcView(resample(nchwView(images), a.size));
   }
-  // Gathering rows then columns keeps any dtype exact.
-  const rowIndex = nearestTable(height, newHeight, a);
-  const colIndex = nearestTable(width, newWidth, a);
-  const rows = isIdentity(rowIndex, height)
-    ? images
-    : indexSelect(images, 1, constant(b, rowIndex, [newHeight]));
-  const out = isIdentity(colIndex, width) ? rows : indexSelect(rows, 2, constant(b, colIndex, [newWidth]));
+  // TF's alignCorners rounds to the nearest source, which no ATen op does; int32 stays exact this way too.
+  const rows = gatherAxis(b, images, shape, 1, nearestTable(height, newHeight, a));
+  const out = gatherAxis(b, rows, [batch, newHeight, width, channels], 2, nearestTable(width, newWidth, a));
   return out === images ? alias(images) : out;
 }
 
@@ -502,38 +519,14 @@ function resizeNearestGrad(b: LibtorchBackend, dy: Handle, shape: number[], a: R
   const mode = atenNearest(a);
   if (mode !== null) {
     const backward = mode === 'exact' ? upsampleNearestExactBackward : upsampleNearestBackward;
-    return nhwcView(backward(nchwView(dy), [newHeight, newWidth], [batch, channels, height, width]));
+    return nhwcView(backward(nchwView(dy), a.size, [batch, channels, height, width]));
   }
-  const cols = indexAdd(
-    newZeros(dy, [batch, newHeight, width, channels]),
-    2,
-    constant(b, nearestTable(width, newWidth, a), [newWidth]),
-    dy,
-  );
-  return indexAdd(newZeros(dy, shape), 1, constant(b, nearestTable(height, newHeight, a), [newHeight]), cols);
+  const cols = scatterAxis(b, dy, [batch, newHeight, width, channels], 2, nearestTable(width, newWidth, a));
+  const out = scatterAxis(b, cols, shape, 1, nearestTable(height, newHeight, a));
+  return out === dy ? alias(dy) : out;
 }
 
 // ---- convolutions ----------------------------------------------------------------------------------------
-
-interface ConvGeometry {
-  rank: Rank;
-  stride: number[];
-  dilation: number[];
-  pad: AtenPadding;
-  /** Whether the TF tensors are channels-last (NHWC / NDHWC). */
-  channelsLast: boolean;
-}
-
-function convGeometry(info: backend_util.Conv2DInfo | backend_util.Conv3DInfo): ConvGeometry {
-  const axes = spatialAxes(info);
-  return {
-    rank: axes.length as Rank,
-    stride: axes.map((a) => a.stride),
-    dilation: axes.map((a) => a.dilation),
-    pad: padInfoToAten(axes),
-    channelsLast: info.dataFormat === 'channelsLast',
-  };
-}
 
 function depthwiseInfo(
   xShape: number[],
@@ -566,11 +559,6 @@ function conv3dInfo(
   );
 }
 
-const toChannelsFirst = (h: Handle, g: ConvGeometry) => (g.channelsLast ? nchwView(h, g.rank + 2) : h);
-const fromChannelsFirst = (h: Handle, g: ConvGeometry) => (g.channelsLast ? nhwcView(h, g.rank + 2) : h);
-const channelsFirstShape = (shape: number[], g: ConvGeometry) =>
-  g.channelsLast ? [shape[0]!, shape[shape.length - 1]!, ...shape.slice(1, -1)] : shape;
-
 /** TF depthwise filter [fh, fw, in, multiplier] → ATen grouped weight [in * multiplier, 1, fh, fw]: output
  * channel c * multiplier + m of both is input channel c filtered by m. */
 function depthwiseWeight(filter: Handle, filterShape: number[]): Handle {
@@ -581,74 +569,6 @@ function depthwiseWeight(filter: Handle, filterShape: number[]): Handle {
 /** TF 3-D filter [fd, fh, fw, in, out] → ATen weight [out, in, fd, fh, fw] (channels-last, as oneDNN likes). */
 function conv3dWeight(filter: Handle): Handle {
   return contiguous(permute(filter, [4, 3, 0, 1, 2]), CHANNELS_LAST_3D);
-}
-
-function convForward(
-  x: Handle,
-  weight: Handle,
-  bias: Handle | null,
-  g: ConvGeometry,
-  groups: number,
-): Handle {
-  const xp = padExtra(toChannelsFirst(x, g), g.pad);
-  const zeros = g.stride.map(() => 0);
-  return fromChannelsFirst(
-    convolution(xp, weight, bias, g.stride, g.pad.sym, g.dilation, false, zeros, groups),
-    g,
-  );
-}
-
-function convGradInput(
-  dy: Handle,
-  weight: Handle,
-  xShape: number[],
-  g: ConvGeometry,
-  groups: number,
-): Handle {
-  const input = emptyChannelsFirst(dy, paddedShape(channelsFirstShape(xShape, g), g.pad));
-  const zeros = g.stride.map(() => 0);
-  const mask = [true, false, false];
-  const [dxp] = convolutionBackward(
-    toChannelsFirst(dy, g),
-    input,
-    weight,
-    null,
-    g.stride,
-    g.pad.sym,
-    g.dilation,
-    false,
-    zeros,
-    groups,
-    mask,
-  );
-  return fromChannelsFirst(unpadExtra(dxp!, g.pad), g);
-}
-
-function convGradWeight(
-  x: Handle,
-  dy: Handle,
-  weightShape: number[],
-  g: ConvGeometry,
-  groups: number,
-): Handle {
-  const xp = padExtra(toChannelsFirst(x, g), g.pad);
-  const weight = newZeros(dy, weightShape);
-  const zeros = g.stride.map(() => 0);
-  const mask = [false, true, false];
-  const [, dw] = convolutionBackward(
-    toChannelsFirst(dy, g),
-    xp,
-    weight,
-    null,
-    g.stride,
-    g.pad.sym,
-    g.dilation,
-    false,
-    zeros,
-    groups,
-    mask,
-  );
-  return dw!;
 }
 
 /** ATen depthwise weight gradient [in * multiplier, 1, fh, fw] → TF layout [fh, fw, in, multiplier]. */
@@ -669,14 +589,14 @@ interface CropAttrs {
  * Where each output element of CropAndResize reads, as TF defines it: per box, crop rows/columns are evenly
  * spaced over the box's span (its centre for a size of 1), in input pixels. `corners` holds flat
  * (batch, row, column) indices into the image: four (top-left, top-right, bottom-left, bottom-right) for
- * bilinear, one (the nearest) otherwise. `fill` is NaN where the sample is inside the image, else the value
- * the output takes there (the extrapolation value outside the image; 0 for a box whose batch index is out of
- * range, which TF leaves untouched).
+ * bilinear, one (the nearest) otherwise. Where a sample is not `inside` the image, the output is `fill`: the
+ * extrapolation value, or 0 for a box whose batch index is out of range (which TF leaves untouched).
  */
 interface CropSamples {
   corners: Int32Array[];
   xLerp: Float32Array;
   yLerp: Float32Array;
+  inside: Uint8Array;
   fill: Float32Array;
 }
 
@@ -692,9 +612,13 @@ function cropSamples(
   const corners = Array.from({ length: a.bilinear ? 4 : 1 }, () => new Int32Array(total));
   const xLerp = new Float32Array(total);
   const yLerp = new Float32Array(total);
-  const fill = new Float32Array(total).fill(NaN);
-  const source = (lo: number, hi: number, size: number, crop: number, i: number) =>
-    crop > 1 ? lo * (size - 1) + (i * (hi - lo) * (size - 1)) / (crop - 1) : 0.5 * (lo + hi) * (size - 1);
+  const inside = new Uint8Array(total);
+  const fill = new Float32Array(total);
+  // Evaluated exactly as TF does: a sample on the image's edge must not round off it.
+  const source = (lo: number, hi: number, size: number, crop: number, i: number) => {
+    const scale = crop > 1 ? ((hi - lo) * (size - 1)) / (crop - 1) : 0;
+    return crop > 1 ? lo * (size - 1) + i * scale : 0.5 * (lo + hi) * (size - 1);
+  };
   let p = 0;
   boxIndex.forEach((bi, box) => {
     const [y1, x1, y2, x2] = boxes.subarray(box * 4, box * 4 + 4) as unknown as [
@@ -707,9 +631,12 @@ function cropSamples(
       const ys = source(y1, y2, height, cropHeight, y);
       for (let x = 0; x < cropWidth; x++, p++) {
         const xs = source(x1, x2, width, cropWidth, x);
-        if (bi < 0 || bi >= batch) fill[p] = 0;
-        else if (ys < 0 || ys > height - 1 || xs < 0 || xs > width - 1) fill[p] = a.extrapolationValue;
-        if (!Number.isNaN(fill[p])) continue;
+        if (bi < 0 || bi >= batch) continue;
+        if (ys < 0 || ys > height - 1 || xs < 0 || xs > width - 1) {
+          fill[p] = a.extrapolationValue;
+          continue;
+        }
+        inside[p] = 1;
         const at = (r: number, c: number) => (bi * height + r) * width + c;
         if (a.bilinear) {
           const [top, left] = [Math.floor(ys), Math.floor(xs)];
@@ -725,7 +652,7 @@ function cropSamples(
       }
     }
   });
-  return { corners, xLerp, yLerp, fill };
+  return { corners, xLerp, yLerp, inside, fill };
 }
 
 function cropAndResize(
@@ -754,9 +681,8 @@ function cropAndResize(
   } else {
     out = gather(samples.corners[0]!);
   }
-  if (samples.fill.some((v) => !Number.isNaN(v))) {
-    const inside = Uint8Array.from(samples.fill, (v) => (Number.isNaN(v) ? 1 : 0));
-    out = where(constant(b, inside, [total, 1]), out, constant(b, samples.fill, [total, 1]));
+  if (samples.inside.some((v) => v === 0)) {
+    out = where(constant(b, samples.inside, [total, 1]), out, constant(b, samples.fill, [total, 1]));
   }
   return reshape(out, outShape);
 }
@@ -814,26 +740,30 @@ const shapeOf = (inputs: Record<string, { shape: number[] } | undefined>, name: 
 const poolKernels: KernelConfig[] = (['MaxPool', 'MaxPool3D'] as const)
   .map((name) =>
     kernel(name, ({ x, inputs, attrs }) =>
-      maxPool(x('x'), inputs['x']!.dtype, poolGeometry(shapeOf(inputs, 'x'), attrs)),
+      maxPool(x('x'), inputs['x']!.dtype, poolGeometry('max', shapeOf(inputs, 'x'), attrs)),
     ),
   )
   .concat(
     (['AvgPool', 'AvgPool3D'] as const).map((name) =>
       kernel(name, ({ x, inputs, attrs, b }) =>
-        avgPool(b, x('x'), poolGeometry(shapeOf(inputs, 'x'), attrs)),
+        avgPool(b, x('x'), poolGeometry('avg', shapeOf(inputs, 'x'), attrs)),
       ),
     ),
     (['MaxPoolGrad', 'MaxPool3DGrad'] as const).map((name) =>
       kernel(name, ({ x, inputs, attrs, b }) => {
         const shape = shapeOf(inputs, 'input');
-        const g = poolGeometry(shape, attrs, shapeOf(inputs, 'dy').slice(1, -1));
+        const g = poolGeometry('max', shape, attrs, shapeOf(inputs, 'dy').slice(1, -1));
         return maxPoolGrad(b, x('dy'), x('input'), shape, inputs['input']!.dtype, g);
       }),
     ),
     (['AvgPoolGrad', 'AvgPool3DGrad'] as const).map((name) =>
-      kernel(name, ({ x, inputs, attrs, b }) => {
+      kernel(name, ({ x, inputs, attrs }) => {
         const shape = shapeOf(inputs, 'input');
-        return avgPoolGrad(x('dy'), shape, poolGeometry(shape, attrs, shapeOf(inputs, 'dy').slice(1, -1)));
+        return avgPoolGrad(
+          x('dy'),
+          shape,
+          poolGeometry('avg', shape, attrs, shapeOf(inputs, 'dy').slice(1, -1)),
+        );
       }),
     ),
   );
@@ -846,15 +776,16 @@ export const spatialKernels: KernelConfig[] = [
       b,
       x('x'),
       shape,
+      inputs['x']!.dtype,
       attrs['includeBatchInIndex'] === true,
-      poolGeometry(shape, attrs),
+      poolGeometry('max', shape, attrs),
     );
   }),
-  kernel('ResizeBilinear', ({ x, inputs, attrs, b }) =>
-    resizeBilinear(b, x('images'), shapeOf(inputs, 'images'), inputs['images']!.dtype, resizeAttrs(attrs)),
+  kernel('ResizeBilinear', ({ x, inputs, attrs }) =>
+    resizeBilinear(x('images'), shapeOf(inputs, 'images'), inputs['images']!.dtype, resizeAttrs(attrs)),
   ),
-  kernel('ResizeBilinearGrad', ({ x, inputs, attrs, b }) =>
-    resizeBilinearGrad(b, x('dy'), shapeOf(inputs, 'images'), resizeAttrs(attrs)),
+  kernel('ResizeBilinearGrad', ({ x, inputs, attrs }) =>
+    resizeBilinearGrad(x('dy'), shapeOf(inputs, 'images'), resizeAttrs(attrs)),
   ),
   kernel('ResizeNearestNeighbor', ({ x, inputs, attrs, b }) =>
     resizeNearest(b, x('images'), shapeOf(inputs, 'images'), inputs['images']!.dtype, resizeAttrs(attrs)),
@@ -873,30 +804,17 @@ export const spatialKernels: KernelConfig[] = [
       info.inChannels,
     );
   }),
-  kernel('FusedDepthwiseConv2D', ({ x, inputs, attrs }) => {
+  kernel('FusedDepthwiseConv2D', (args) => {
+    const { x, inputs, attrs } = args;
     const filterShape = shapeOf(inputs, 'filter');
     const info = depthwiseInfo(shapeOf(inputs, 'x'), filterShape, attrs);
     const g = convGeometry(info);
-    const biasShape = inputs['bias']?.shape;
-    // A bias of one value per output channel goes into the convolution itself.
-    const biasInConv = biasShape !== undefined && biasShape.length === 1 && biasShape[0] === info.outChannels;
+    const biasInConv = biasInConvolution(inputs, info.outChannels);
     const weight = depthwiseWeight(x('filter'), filterShape);
     const y = convForward(x('x'), weight, biasInConv ? x('bias') : null, g, info.inChannels);
-    // In NCHW a 1-D per-channel operand broadcasts as [C, 1, 1].
-    const perChannel = (name: string) => {
-      const shape = shapeOf(inputs, name);
-      return !g.channelsLast && shape.length === 1 && shape[0] !== 1
-        ? reshape(x(name), [shape[0]!, 1, 1])
-        : x(name);
-    };
-    const biased = biasShape !== undefined && !biasInConv ? add(y, perChannel('bias')) : y;
-    return applyActivation(
-      biased,
-      attrs['activation'] as string | undefined,
-      inputs['preluActivationWeights'] ? perChannel('preluActivationWeights') : undefined,
-      attrs['leakyreluAlpha'] as number | undefined,
-    );
+    return fusedEpilogue(y, args, g, biasInConv);
   }),
+
   kernel('DepthwiseConv2dNativeBackpropInput', ({ x, inputs, attrs }) => {
     const filterShape = shapeOf(inputs, 'filter');
     const inputShape = attrs['inputShape'] as number[];
