@@ -261,8 +261,10 @@ function peerAvailable(): { ok: boolean; why?: string } {
 
 function peerEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: '1' };
-  if (USER_OMP_WAIT_POLICY === undefined) delete env['OMP_WAIT_POLICY'];
-  else env['OMP_WAIT_POLICY'] = USER_OMP_WAIT_POLICY;
+  for (const [name, value] of Object.entries(USER_OMP)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
   return env;
 }
 
@@ -276,9 +278,13 @@ interface PeerRow {
   img_per_s: number;
 }
 
-/** The OpenMP wait policy the user gave, read before tfjs-backend-libtorch sets its own default (PASSIVE)
- * while loading: the peer runs as PyTorch users run it, with libgomp's default unless one was given. */
-const USER_OMP_WAIT_POLICY = process.env['OMP_WAIT_POLICY'];
+/** The OpenMP waiting settings the user gave, read before tfjs-backend-libtorch sets its own default
+ * (GOMP_SPINCOUNT=10000) while loading: the peer runs as PyTorch users run it, with libgomp's defaults unless
+ * some were given. */
+const USER_OMP = {
+  OMP_WAIT_POLICY: process.env['OMP_WAIT_POLICY'],
+  GOMP_SPINCOUNT: process.env['GOMP_SPINCOUNT'],
+};
 
 /** Runs the peer script as a child process (OpenBLAS single-threaded, torch with `threads` threads). */
 function runPeer(which: readonly ModelName[]): Promise<PeerRow[]> {
@@ -383,9 +389,12 @@ emit({
   cpu_model: os.cpus()[0]?.model,
   threads,
   seed,
-  omp_wait_policy: {
-    libtorch: USER_OMP_WAIT_POLICY ?? 'PASSIVE (tfjs-backend-libtorch default)',
-    peer: USER_OMP_WAIT_POLICY ?? 'libgomp default (active spin)',
+  openmp_waiting: {
+    libtorch:
+      USER_OMP.OMP_WAIT_POLICY ??
+      USER_OMP.GOMP_SPINCOUNT ??
+      'GOMP_SPINCOUNT=10000 (tfjs-backend-libtorch default)',
+    peer: USER_OMP.OMP_WAIT_POLICY ?? USER_OMP.GOMP_SPINCOUNT ?? 'libgomp default (spin 300000, then sleep)',
   },
 });
 

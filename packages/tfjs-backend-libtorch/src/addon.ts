@@ -81,10 +81,15 @@ export function loadAddon(): Addon {
     );
     throw loadError;
   }
-  // libgomp reads its settings when the addon's libraries load. Its default spins threads while they wait,
-  // which on a machine with other work (another process, the test runner's second worker) made a 2-thread
-  // DCGAN step 10-20x slower than 1 thread, for PyTorch as well. Passive waiting keeps 2 threads ahead of 1.
-  process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE';
+  // libgomp reads its settings when the addon's libraries load. By default its idle threads spin for ~300k
+  // iterations before sleeping; when anything else wants the cores (another process, the test runner's second
+  // worker) the spinning threads take them from the working one, and a 2-thread DCGAN step ran 10-20x slower
+  // than on 1 thread (PyTorch as well). Fully passive waiting costs a wake-up per parallel region instead.
+  // A short spin was fastest here (gan28 step, 2 threads: 128-130 ms against 138-196 ms passive and 148-166
+  // ms at 100k-300k). A policy or spin count the user set is kept.
+  if (process.env['OMP_WAIT_POLICY'] === undefined && process.env['GOMP_SPINCOUNT'] === undefined) {
+    process.env['GOMP_SPINCOUNT'] = '10000';
+  }
   try {
     loaded = createRequire(found)(found) as Addon;
     return loaded;
