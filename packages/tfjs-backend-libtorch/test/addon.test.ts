@@ -5,7 +5,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { aten, loadAddon, registerLibtorchBackend, fallbackKernelNames, type Handle } from 'tfjs-backend-libtorch';
+import {
+  aten,
+  loadAddon,
+  registerLibtorchBackend,
+  fallbackKernelNames,
+  type Handle,
+} from 'tfjs-backend-libtorch';
 
 const addon = loadAddon();
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -77,7 +83,10 @@ test('the backend registers, sets threads, and falls back to the cpu kernels it 
 
 test('libtorch-config finds Debian libtorch and names what is wrong with a bad LIBTORCH', () => {
   const script = path.join(pkg, 'scripts', 'libtorch-config.cjs');
-  const include = execFileSync(process.execPath, [script, 'include'], { encoding: 'utf8', env: { ...process.env, LIBTORCH: '' } });
+  const include = execFileSync(process.execPath, [script, 'include'], {
+    encoding: 'utf8',
+    env: { ...process.env, LIBTORCH: '' },
+  });
   assert.match(include, /torch\/csrc\/api\/include/);
   const bad = spawnSync(process.execPath, [script, 'include'], {
     encoding: 'utf8',
