@@ -331,6 +331,9 @@ async function leakCheck(total: number, model: ModelName): Promise<void> {
     step.step();
     if (!checkpoints.has(i)) continue;
     const now = performance.now();
+    // Collect garbage first (the script runs with --expose-gc): RSS then shows what is really held, not
+    // JS wrappers of already-freed native tensors waiting for a collection.
+    (globalThis as { gc?: () => void }).gc?.();
     const c = counts();
     const row = { step: i, ...c, rssMiB: mib(process.memoryUsage().rss) };
     rows.push(row);

@@ -45,6 +45,8 @@ export interface Addon {
   setNumThreads(n: number): void;
   setDevice(device: string): void;
   info(): LibtorchInfo;
+  /** glibc allocator statistics in bytes (empty on other C libraries). */
+  mallocStats(): { inUse?: number; heapFree?: number; mmapped?: number };
 }
 
 /** This package's folder, when known (not inside a CommonJS bundle, where import.meta is empty). */

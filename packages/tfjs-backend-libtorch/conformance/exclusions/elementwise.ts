@@ -1,6 +1,5 @@
 // tfjs-core specs skipped for the elementwise kernels: [substring of the spec's full name, why].
 export const exclusions: ReadonlyArray<readonly [string, string]> = [
-  ['should support string comparison', 'comparisons of string tensors: strings are not libtorch tensors'],
   ['libtorch {} complex number ', 'complex64 arithmetic: complex64 tensors are not supported'],
   ['onesLike libtorch {} 1D complex dtype', 'complex64 tensors are not supported'],
   ['onesLike libtorch {} 2D complex dtype', 'complex64 tensors are not supported'],

@@ -9,6 +9,7 @@ import type {
 } from '@tensorflow/tfjs-core';
 import { aten, loadAddon, type AtenArg, type AtenResult, type Handle } from '../addon.js';
 import { BACKEND_NAME, type LibtorchBackend } from '../backend.js';
+import { runOnCpu } from './cpu-fallback.js';
 
 /** Handles created inside the running kernel; the ones not returned are disposed when it ends. */
 let scope: Handle[] | null = null;
@@ -64,13 +65,19 @@ export interface KernelArgs {
 
 type KernelBody = (args: KernelArgs) => Handle | Handle[];
 
+const isStringInput = (t: TensorInfo | TensorInfo[] | undefined) =>
+  Array.isArray(t) ? t.some((u) => u.dtype === 'string') : t?.dtype === 'string';
+
 /** A kernel whose body returns fresh handles (from ATen calls); they become the outputs. Intermediate
  * handles made inside the body are disposed afterwards. */
 export function kernel(kernelName: string, body: KernelBody): KernelConfig {
   return {
     kernelName,
     backendName: BACKEND_NAME,
-    kernelFunc: ({ inputs, attrs, backend }) => {
+    kernelFunc: (params) => {
+      const { inputs, attrs, backend } = params;
+      // String tensors have no ATen tensor: shape kernels given strings (concat, slice, tile…) run on cpu.
+      if (Object.values(inputs).some(isStringInput)) return runOnCpu(kernelName, params);
       const b = backend as LibtorchBackend;
       const outer = scope;
       const mine: Handle[] = [];
