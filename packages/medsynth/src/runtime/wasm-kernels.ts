@@ -77,6 +77,34 @@ function channelsLastOnly(dataFormat: unknown, kernel: string): void {
   }
 }
 
+/** The attributes TF.js's conv2d gradient kernels share. */
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: Padding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dimRoundingMode?: Rounding;
+}
+
+/** TF.js's conv geometry for an (NHWC-only) conv2d gradient kernel. */
+function conv2DInfo(
+  kernel: string,
+  xShape: Shape4,
+  filterShape: Shape4,
+  a: ConvAttrs,
+): backend_util.Conv2DInfo {
+  channelsLastOnly(a.dataFormat, kernel);
+  return backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
 /** `a · b` for rank-3 `[batch, m, k]·[batch, k, n]` through the wasm backend's own BatchMatMul kernel. */
 function matmul(backend: WasmBackend, a: TensorInfo, b: TensorInfo): TensorInfo {
   const kernel = getKernel('BatchMatMul', BACKEND);
@@ -139,25 +167,9 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const backend = b as WasmBackend;
   const x = input(inputs, 'x', name);
   const dy = input(inputs, 'dy', name);
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
-    strides: number | [number, number];
-    pad: Padding;
-    dataFormat?: 'NHWC' | 'NCHW';
-    dimRoundingMode?: Rounding;
-    filterShape: number[];
-  };
-  channelsLastOnly(dataFormat, name);
-  const fShape = shape4(filterShape, 'filterShape', name);
-  const info = backend_util.computeConv2DInfo(
-    shape4(x.shape, 'x', name),
-    fShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const a = attrs as unknown as ConvAttrs & { filterShape: number[] };
+  const fShape = shape4(a.filterShape, 'filterShape', name);
+  const info = conv2DInfo(name, shape4(x.shape, 'x', name), fShape, a);
   const g = geometry(info);
   const outC = info.outChannels;
   const rows = g.filterH * g.filterW * g.inC;
@@ -236,25 +248,9 @@ const conv2DBackpropInput: KernelFunc = ({ inputs, backend: b, attrs }) => {
   const backend = b as WasmBackend;
   const dy = input(inputs, 'dy', name);
   const filter = input(inputs, 'filter', name);
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
-    strides: number | [number, number];
-    pad: Padding;
-    dataFormat?: 'NHWC' | 'NCHW';
-    dimRoundingMode?: Rounding;
-    inputShape: number[];
-  };
-  channelsLastOnly(dataFormat, name);
-  const inShape = shape4(inputShape, 'inputShape', name);
-  const info = backend_util.computeConv2DInfo(
-    inShape,
-    shape4(filter.shape, 'filter', name),
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const a = attrs as unknown as ConvAttrs & { inputShape: number[] };
+  const inShape = shape4(a.inputShape, 'inputShape', name);
+  const info = conv2DInfo(name, inShape, shape4(filter.shape, 'filter', name), a);
   const g = geometry(info);
   const outC = info.outChannels;
   const rows = g.filterH * g.filterW * g.inC;
