@@ -6,6 +6,7 @@
 import type { backend_util, NamedAttrMap, NamedTensorInfoMap } from '@tensorflow/tfjs-core';
 import { applyActivation } from './activation.js';
 import {
+  channelsFirstShape,
   nchwView,
   nhwcView,
   padExtra,
@@ -52,8 +53,9 @@ export function convGeometry(info: backend_util.Conv2DInfo | backend_util.Conv3D
 export const toChannelsFirst = (h: Handle, g: ConvGeometry) => (g.channelsLast ? nchwView(h, g.rank + 2) : h);
 export const fromChannelsFirst = (h: Handle, g: ConvGeometry) =>
   g.channelsLast ? nhwcView(h, g.rank + 2) : h;
-export const channelsFirstShape = (shape: readonly number[], g: ConvGeometry): number[] =>
-  g.channelsLast ? [shape[0]!, shape[shape.length - 1]!, ...shape.slice(1, -1)] : [...shape];
+/** x's shape as ATen sees it (channels first), from its TF shape. */
+const atenShape = (shape: readonly number[], g: ConvGeometry): number[] =>
+  g.channelsLast ? channelsFirstShape(shape) : [...shape];
 
 /** The channels-last memory format of the geometry's rank (what oneDNN runs fastest). */
 export const channelsLastFormat = (g: ConvGeometry) =>
@@ -138,7 +140,7 @@ export function convGradInput(
   groups = 1,
 ): Handle {
   const dyCF = toChannelsFirst(dy, g);
-  const xShapeCF = channelsFirstShape(xShape, g);
+  const xShapeCF = atenShape(xShape, g);
   const direct = gradInputTransposed(dyCF, weight, xShapeCF, g, groups);
   if (direct !== null) return fromChannelsFirst(direct, g);
   const input = dummy(dy, paddedShape(xShapeCF, g.pad), g);

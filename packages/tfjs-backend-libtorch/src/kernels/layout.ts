@@ -33,6 +33,11 @@ export function nhwcView(h: Handle, rank = 4): Handle {
   return permute(h, channelsLastOrder(rank));
 }
 
+/** The channels-first shape of a channels-last shape: [N, ...spatial, C] → [N, C, ...spatial]. */
+export function channelsFirstShape(shape: readonly number[]): number[] {
+  return [shape[0]!, shape[shape.length - 1]!, ...shape.slice(1, -1)];
+}
+
 /** One spatial axis of a TF window op (pooling or convolution). */
 export interface SpatialAxis {
   inSize: number;

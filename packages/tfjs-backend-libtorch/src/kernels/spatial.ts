@@ -13,6 +13,7 @@ import {
   fusedEpilogue,
 } from './conv.js';
 import {
+  channelsFirstShape,
   nchwView,
   nhwcView,
   padExtra,
@@ -237,7 +238,6 @@ function avgPool(b: LibtorchBackend, x: Handle, g: PoolGeometry): Handle {
 }
 
 /** Channels-first shape of a channels-last one. */
-const channelsFirst = (shape: number[]) => [shape[0]!, shape[shape.length - 1]!, ...shape.slice(1, -1)];
 
 /**
  * dL/dx of average pooling as TF.js defines it: each dy is spread evenly over its whole window, padding
@@ -246,7 +246,7 @@ const channelsFirst = (shape: number[]) => [shape[0]!, shape[shape.length - 1]!,
 function avgPoolGrad(dy: Handle, xShape: number[], g: PoolGeometry): Handle {
   const r = g.rank + 2;
   if (isEmptyOutput(g)) return newZeros(dy, xShape);
-  const input = emptyChannelsFirst(dy, paddedShape(channelsFirst(xShape), g.pad));
+  const input = emptyChannelsFirst(dy, paddedShape(channelsFirstShape(xShape), g.pad));
   const dxp = avgPoolBackwardOp[g.rank](
     nchwView(dy, r),
     input,
@@ -300,7 +300,7 @@ function maxPoolGrad(
     ones(g),
     g.ceil,
   );
-  const padded = paddedShape(channelsFirst(xShape), g.pad);
+  const padded = paddedShape(channelsFirstShape(xShape), g.pad);
   const [batch, channels, ...spatial] = padded as [number, number, ...number[]];
   // ATen's own max-pool backward wants int64 indices, which this addon cannot hand back; index_add takes int32.
   const flat = channelsLastFlatIndex(b, indices!, prod(spatial), batch, channels, r);
