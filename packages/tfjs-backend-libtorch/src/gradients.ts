@@ -159,7 +159,10 @@ export function installFusedGradients(): void {
     const original = getGradient(kernelName);
     if (original === undefined || wrappers.has(original.gradFunc)) continue;
     const gradFunc: GradFunc = (dy, saved, attrs) => {
-      if (engine().backendName === BACKEND_NAME && !Array.isArray(dy)) {
+      // A tape still recording while this gradient runs means a higher-order gradient (R1, WGAN-GP): the
+      // fused kernels have no gradients of their own, so TF.js's differentiable gradient runs instead.
+      const e = engine();
+      if (e.backendName === BACKEND_NAME && !Array.isArray(dy) && e.state.gradientDepth === 0) {
         const grads = fusedGrad(dy, saved, attrs);
         if (grads !== null) return grads;
       }

@@ -7,6 +7,8 @@ import { Command, CommanderError } from 'commander';
 import { isMedsynthError } from '../runtime/errors.js';
 import { registerDataCommands } from './data.js';
 import { registerDoctorCommand } from './doctor.js';
+import { registerGenerateCommand } from './generate.js';
+import { registerTrainCommand } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDataCommands(program);
   registerDoctorCommand(program);
+  registerTrainCommand(program);
+  registerGenerateCommand(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -22,6 +22,7 @@ export function createRenderer(options: { json: boolean; stream?: NodeJS.WriteSt
   const out = options.stream ?? process.stderr;
   const live = !options.json && out.isTTY === true;
   const started = new Map<string, number>();
+  const firstDone = new Map<string, number>();
   let barShown = false;
   const clear = () => {
     if (barShown) {
@@ -39,14 +40,21 @@ export function createRenderer(options: { json: boolean; stream?: NodeJS.WriteSt
       case 'tick': {
         if (!live) break;
         const t0 = started.get(e.phase) ?? performance.now();
+        // Work done before this phase's first tick (a resumed run) does not count toward the rate.
+        if (!firstDone.has(e.phase)) firstDone.set(e.phase, e.done);
         const elapsed = (performance.now() - t0) / 1000;
-        const rate = elapsed > 0 ? e.done / elapsed : 0;
+        const rate = elapsed > 0 ? (e.done - firstDone.get(e.phase)!) / elapsed : 0;
         const eta = rate > 0 ? (e.total - e.done) / rate : Number.POSITIVE_INFINITY;
         const width = 28;
         const filled = e.total > 0 ? Math.round((width * e.done) / e.total) : 0;
         const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
+        const stats = e.stats
+          ? Object.entries(e.stats)
+              .map(([k, v]) => ` · ${k} ${formatStat(v)}`)
+              .join('')
+          : '';
         out.write(
-          `\r\x1b[2K${e.phase} ${bar} ${e.done}/${e.total} ${e.unit} · ${rate.toFixed(rate < 10 ? 1 : 0)}/s · ETA ${formatSeconds(eta)}`,
+          `\r\x1b[2K${e.phase} ${bar} ${e.done}/${e.total} ${e.unit} · ${rate.toFixed(rate < 10 ? 1 : 0)}/s · ETA ${formatSeconds(eta)}${stats}`,
         );
         barShown = true;
         break;
@@ -59,6 +67,9 @@ export function createRenderer(options: { json: boolean; stream?: NodeJS.WriteSt
         clear();
         out.write(`warning: ${e.message}\n`);
         break;
+      case 'checkpoint':
+        if (!live) out.write(`checkpoint ${e.path} (step ${e.step}, ${e.kimg.toFixed(1)} kimg)\n`);
+        break;
       case 'metric':
         clear();
         out.write(`${e.name} = ${e.value}\n`);
@@ -66,6 +77,14 @@ export function createRenderer(options: { json: boolean; stream?: NodeJS.WriteSt
     }
   };
   return { onProgress, clear };
+}
+
+/** A number for a status line: 4 significant digits, no exponent for ordinary magnitudes. */
+export function formatStat(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+  return Number(v.toPrecision(4)).toString();
 }
 
 /** Left-aligned first column, right-aligned others. */

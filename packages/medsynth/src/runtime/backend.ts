@@ -19,6 +19,7 @@ import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm'
 import { ConfigError, type ErrorCode, MedsynthError, type MedsynthErrorOptions } from './errors.js';
 import { Rng } from './random.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { registerMissingGradients } from './gradients.js';
 
 export const BACKENDS = ['libtorch', 'tfjs-node', 'wasm', 'cpu'] as const;
 /** The TF.js (tfjs-core) version medsynth runs. */
@@ -127,6 +128,7 @@ let current: { report: BackendReport; tfjsName: string } | undefined;
  * `ConfigError` for an unknown backend name.
  */
 export async function selectBackend(options: SelectBackendOptions = {}): Promise<BackendReport> {
+  registerMissingGradients();
   const forced = forcedBackend(options.prefer);
   const order: readonly BackendName[] = forced ? [forced.backend] : BACKENDS;
   const tried: BackendAttempt[] = [];

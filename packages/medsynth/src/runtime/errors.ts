@@ -25,7 +25,9 @@ export type ErrorCode =
   | 'DOWNLOAD_ERROR'
   | 'INTEGRITY_ERROR'
   | 'UNSUPPORTED_FORMAT'
-  | 'RUNTIME_ERROR';
+  | 'RUNTIME_ERROR'
+  | 'CHECKPOINT_ERROR'
+  | 'TRAINING_ERROR';
 
 export class MedsynthError extends Error {
   override readonly name: string = 'MedsynthError';
@@ -75,6 +77,20 @@ export class IntegrityError extends DatasetError {
 export class DownloadError extends MedsynthError {
   override readonly name = 'DownloadError';
   override readonly code = 'DOWNLOAD_ERROR';
+  override readonly exitCode = 1;
+}
+
+/** A checkpoint or run directory that cannot be used: missing, truncated, or made with different options. */
+export class CheckpointError extends MedsynthError {
+  override readonly name = 'CheckpointError';
+  override readonly code = 'CHECKPOINT_ERROR';
+  override readonly exitCode = 2;
+}
+
+/** Training that cannot go on (a NaN/Inf loss): the message says which step and where the last good checkpoint is. */
+export class TrainingError extends MedsynthError {
+  override readonly name = 'TrainingError';
+  override readonly code = 'TRAINING_ERROR';
   override readonly exitCode = 1;
 }
 

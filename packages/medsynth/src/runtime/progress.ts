@@ -10,7 +10,10 @@ export type ProgressEvent =
       readonly done: number;
       readonly total: number;
       readonly unit: string;
+      /** Running values worth showing beside the bar (losses, images/s, augment p…). */
+      readonly stats?: Readonly<Record<string, number>>;
     }
+  | { readonly type: 'checkpoint'; readonly path: string; readonly step: number; readonly kimg: number }
   | { readonly type: 'metric'; readonly name: string; readonly value: number }
   | { readonly type: 'warning'; readonly message: string }
   | { readonly type: 'done'; readonly phase: string; readonly seconds: number };

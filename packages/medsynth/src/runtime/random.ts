@@ -4,13 +4,25 @@
  * Backed by pure-rand's xoroshiro128+.
  */
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
-import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
+import { xoroshiro128plus, xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
 
 export class Rng {
   #gen: ReturnType<typeof xoroshiro128plus>;
 
   constructor(seed: number) {
     this.#gen = xoroshiro128plus(seed | 0);
+  }
+
+  /** A generator continuing exactly from a state saved with `state()` (checkpoints, resume). */
+  static fromState(state: readonly number[]): Rng {
+    const rng = new Rng(0);
+    rng.#gen = xoroshiro128plusFromState(state);
+    return rng;
+  }
+
+  /** The generator's full state: four 32-bit integers, JSON-safe. */
+  state(): number[] {
+    return [...this.#gen.getState()];
   }
 
   /** A generator for a named purpose, independent of every other name under the same seed. */
@@ -35,6 +47,13 @@ export class Rng {
     let u = 0;
     while (u === 0) u = this.next();
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
+
+  /** `n` standard normals as float32. */
+  normals(n: number): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.normal();
+    return out;
   }
 
   /** Gamma(shape, 1) by Marsaglia–Tsang; shape < 1 via the boost Gamma(a+1)·U^(1/a). */
@@ -88,4 +107,12 @@ export function hash32(s: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+/**
+ * The latent vector of one generated image: `zDim` standard normals from the image's own seed, so image
+ * `seed` is the same whatever else is generated with it, in any batch and any order.
+ */
+export function zFromSeed(seed: number, zDim: number): Float32Array {
+  return Rng.derive(seed, 'z').normals(zDim);
 }

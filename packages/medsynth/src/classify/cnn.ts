@@ -1,0 +1,555 @@
+/**
+ * A small CNN image classifier, trained with a custom loop (`optimizer.minimize` inside `tf.tidy`; no
+ * `model.fit`). It serves as the judge of generated images (metrics/class-fidelity.ts) and as the
+ * downstream classifier of real/synthetic studies.
+ *
+ * Architecture, sized by the image's shorter side s: `blocks` = clamp(⌊log2(s/7)⌋, 2, 4) (28–32 px → 2,
+ * 64 → 3, 128 → 4) blocks of [conv3×3 → BN → ReLU] ×2 → maxpool 2×2, with `width`·2^b channels in block b;
+ * then global average pooling → dropout → dense K (logits). Inputs are float32 NHWC in [-1, 1] at the size
+ * the images come in (the caller resizes); 1 or 3 channels.
+ *
+ * Reproducible: initialisers are seeded, and data order, augmentation and dropout masks come from named
+ * sub-streams (`init`, `data`, `augment`, `dropout`) of the seed — same seed, same backend and threads →
+ * same weights and predictions.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
+import { resolveOptions } from '../config/data-options.js';
+import { imagesToFloat } from '../data/image/tensors.js';
+import type { ImageArray } from '../data/types.js';
+import { DatasetError, TrainingError } from '../runtime/errors.js';
+import type { RunControl } from '../runtime/progress.js';
+import { Rng } from '../runtime/random.js';
+import { argmaxRows, confusionMatrix, evaluateConfusion } from './evaluation.js';
+import { checkImages, checkLabelled, checkLabels, checkShape, classCounts } from './labelled.js';
+import type {
+  ClassificationEvaluation,
+  EpochRecord,
+  ImagesWithLabels,
+  LabelledImages,
+  TrainedClassifier,
+} from './types.js';
+
+const MONITORS = ['valLoss', 'valAccuracy', 'valBalancedAccuracy'] as const;
+export type CnnMonitor = (typeof MONITORS)[number];
+
+const positive = z.number().positive();
+
+export const CnnOptionsSchema = z
+  .object({
+    /** Root seed: initialisers, data order, augmentation and dropout get named sub-seeds of it. */
+    seed: z.number().int().min(0).default(0),
+    /** Most epochs (early stopping may end sooner when a validation set is given). */
+    epochs: z.number().int().min(1).max(10_000).default(30),
+    batchSize: z.number().int().min(2).max(4096).default(64),
+    /** Adam step size (β1 0.9, β2 0.999, ε 1e-8). */
+    learningRate: positive.max(1).default(1e-3),
+    /** Channels of the first conv block; block b has width·2^b. */
+    width: z.number().int().min(1).max(512).default(16),
+    /** Step size over training: constant, or cosine decay from `learningRate` to 0 over `epochs` epochs. */
+    schedule: z.enum(['constant', 'cosine']).default('cosine'),
+    /** Conv blocks; 'auto' sizes them by the image side (see the module comment). */
+    blocks: z.union([z.literal('auto'), z.number().int().min(1).max(6)]).default('auto'),
+    /** Dropout rate before the dense layer. */
+    dropout: z.number().min(0).max(0.9).default(0.3),
+    /** Loss weight of each class: 'none' (all 1), 'balanced' (N / (K·n_k)), or one positive weight per class. */
+    classWeights: z.union([z.enum(['none', 'balanced']), z.array(positive).min(2)]).default('none'),
+    /** Light augmentation of training batches: horizontal flips (p = 0.5) and random shifts of up to `shift`·side pixels in both axes (black fill). Off by default. */
+    augment: z
+      .object({
+        flip: z.boolean().default(false),
+        shift: z.number().min(0).max(0.5).default(0),
+      })
+      .strict()
+      .default({ flip: false, shift: 0 }),
+    /** Early stopping (with a validation set): stop after `patience` epochs without improvement of `monitor`, then restore the best epoch's weights. */
+    patience: z.number().int().min(1).default(5),
+    monitor: z.enum(MONITORS).default('valLoss'),
+    /** Improvement smaller than this does not count. */
+    minDelta: z.number().min(0).default(0),
+    /** Batch size of inference (validation, prediction). */
+    predictBatchSize: z.number().int().min(1).max(65_536).default(256),
+  })
+  .strict();
+
+/** Options as a caller writes them (everything optional). */
+export type CnnOptionsInput = z.input<typeof CnnOptionsSchema>;
+/** Fully resolved, frozen options (JSON): what the classifier was trained with. */
+export type CnnOptions = z.output<typeof CnnOptionsSchema>;
+
+/** Validates options (a `ConfigError` names the bad field) and fills in defaults. */
+export function resolveCnnOptions(input: CnnOptionsInput = {}): CnnOptions {
+  return resolveOptions(CnnOptionsSchema, input, 'classifier') as CnnOptions;
+}
+
+export const DEFAULT_CNN_OPTIONS: CnnOptions = resolveCnnOptions();
+
+/** What `trainCnn` takes besides the training set: options, plus an optional validation set for early stopping. */
+export type CnnTrainOptions = CnnOptionsInput & {
+  /** Images and labels (same classes as the training set) monitored each epoch for early stopping. */
+  readonly validation?: ImagesWithLabels | undefined;
+};
+
+/** Conv blocks for an image side: clamp(⌊log2(side/7)⌋, 2, 4). */
+export function autoBlocks(height: number, width: number): number {
+  const side = Math.min(height, width);
+  return Math.min(4, Math.max(2, Math.floor(Math.log2(side / 7))));
+}
+
+/** JSON description of a trained CNN, for run metadata and reports. */
+export interface CnnSummary {
+  readonly kind: 'cnn';
+  readonly classNames: readonly string[];
+  readonly inputShape: readonly [number, number, 1 | 3];
+  readonly blocks: number;
+  readonly parameters: number;
+  readonly options: CnnOptions;
+  readonly trainCount: number;
+  readonly history: readonly EpochRecord[];
+  readonly bestEpoch: number;
+  readonly stoppedEarly: boolean;
+  readonly trainSeconds: number;
+}
+
+export interface CnnNetworks {
+  /** Image → globally pooled features `[N, C]`. */
+  readonly body: tfl.Sequential;
+  /** Features → logits `[N, K]`. */
+  readonly head: tfl.Sequential;
+}
+
+function buildNetworks(
+  shape: readonly [number, number, 1 | 3],
+  numClasses: number,
+  blocks: number,
+  o: CnnOptions,
+): CnnNetworks {
+  const init = Rng.derive(o.seed, 'init');
+  const seed = () => init.int(2 ** 31 - 1);
+  const body = tfl.sequential();
+  let channels = o.width;
+  for (let b = 0; b < blocks; b++) {
+    for (let j = 0; j < 2; j++) {
+      body.add(
+        tfl.layers.conv2d({
+          ...(b === 0 && j === 0 ? { inputShape: [...shape] } : {}),
+          filters: channels,
+          kernelSize: 3,
+          padding: 'same',
+          useBias: false,
+          kernelInitializer: tfl.initializers.heNormal({ seed: seed() }),
+        }),
+      );
+      // Momentum 0.9 (PyTorch's 0.1): running statistics settle within a few dozen steps, so even a
+      // briefly trained classifier predicts well in inference mode.
+      body.add(tfl.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }));
+      body.add(tfl.layers.reLU());
+    }
+    body.add(tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, padding: 'same' }));
+    if (b < blocks - 1) channels *= 2;
+  }
+  body.add(tfl.layers.globalAveragePooling2d({}));
+  const head = tfl.sequential({
+    layers: [
+      tfl.layers.dense({
+        inputShape: [channels],
+        units: numClasses,
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed() }),
+      }),
+    ],
+  });
+  return { body, head };
+}
+
+/** Loss weight of each class. */
+function lossWeights(o: CnnOptions, labels: Int32Array, numClasses: number): Float64Array {
+  const w = new Float64Array(numClasses).fill(1);
+  if (o.classWeights === 'balanced') {
+    const counts = classCounts(labels, numClasses);
+    counts.forEach((n, k) => {
+      w[k] = n > 0 ? labels.length / (numClasses * n) : 0;
+    });
+  } else if (Array.isArray(o.classWeights)) {
+    if (o.classWeights.length !== numClasses) {
+      throw new DatasetError('one class weight per class is needed', {
+        field: 'classWeights',
+        expected: `${numClasses} weights`,
+        found: `${o.classWeights.length}`,
+      });
+    }
+    o.classWeights.forEach((v, k) => {
+      w[k] = v;
+    });
+  }
+  return w;
+}
+
+/** Flips and shifts images of a float NHWC batch in place (black = -1 fill), drawing from `rng`. */
+function augmentBatch(
+  x: Float32Array,
+  count: number,
+  shape: readonly [number, number, number],
+  aug: CnnOptions['augment'],
+  rng: Rng,
+): void {
+  const [h, w, c] = shape;
+  const per = h * w * c;
+  const maxDy = Math.round(aug.shift * h);
+  const maxDx = Math.round(aug.shift * w);
+  const src = new Float32Array(per);
+  for (let n = 0; n < count; n++) {
+    const flip = aug.flip && rng.next() < 0.5;
+    const dy = maxDy > 0 ? rng.int(2 * maxDy + 1) - maxDy : 0;
+    const dx = maxDx > 0 ? rng.int(2 * maxDx + 1) - maxDx : 0;
+    if (!flip && dx === 0 && dy === 0) continue;
+    const img = x.subarray(n * per, (n + 1) * per);
+    src.set(img);
+    for (let y = 0; y < h; y++) {
+      const sy = y - dy;
+      for (let xx = 0; xx < w; xx++) {
+        const sxShifted = xx - dx;
+        const sx = flip ? w - 1 - sxShifted : sxShifted;
+        const o = (y * w + xx) * c;
+        if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
+          for (let k = 0; k < c; k++) img[o + k] = -1;
+        } else {
+          const s = (sy * w + sx) * c;
+          for (let k = 0; k < c; k++) img[o + k] = src[s + k]!;
+        }
+      }
+    }
+  }
+}
+
+/** Class probabilities of `images` through the networks in inference mode, batch by batch. */
+async function probabilities(
+  net: CnnNetworks,
+  numClasses: number,
+  images: ImageArray,
+  batchSize: number,
+): Promise<Float32Array> {
+  const out = new Float32Array(images.count * numClasses);
+  for (let start = 0; start < images.count; start += batchSize) {
+    const n = Math.min(batchSize, images.count - start);
+    const idx = Int32Array.from({ length: n }, (_, i) => start + i);
+    const x = imagesToFloat(images, idx);
+    const p = tf.tidy(() => {
+      const xt = tf.tensor4d(x, [n, images.height, images.width, images.channels]);
+      const features = net.body.apply(xt, { training: false }) as tf.Tensor2D;
+      return tf.softmax(net.head.apply(features, { training: false }) as tf.Tensor2D);
+    });
+    try {
+      out.set((await p.data()) as Float32Array, start * numClasses);
+    } finally {
+      p.dispose();
+    }
+  }
+  return out;
+}
+
+/** Mean class-weighted negative log-likelihood of the labels under `proba`. */
+function weightedNll(proba: Float32Array, labels: Int32Array, weights: Float64Array): number {
+  const k = weights.length;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i]!;
+    const w = weights[l]!;
+    num += -w * Math.log(Math.max(proba[i * k + l]!, 1e-12));
+    den += w;
+  }
+  return den > 0 ? num / den : 0;
+}
+
+/** A trained CNN. Owns its networks' tensors: call `dispose()` when done. */
+export class TrainedCnn implements TrainedClassifier {
+  #net: CnnNetworks | null;
+
+  /** @internal Built by `trainCnn`. */
+  constructor(
+    net: CnnNetworks,
+    readonly classNames: readonly string[],
+    readonly inputShape: readonly [number, number, 1 | 3],
+    readonly blocks: number,
+    readonly options: CnnOptions,
+    readonly trainCount: number,
+    readonly history: readonly EpochRecord[],
+    readonly bestEpoch: number,
+    readonly stoppedEarly: boolean,
+    readonly trainSeconds: number,
+  ) {
+    this.#net = net;
+  }
+
+  #networks(): CnnNetworks {
+    if (!this.#net) throw new Error('the classifier was disposed');
+    return this.#net;
+  }
+
+  /** Trainable and non-trainable parameters. */
+  get parameters(): number {
+    const net = this.#networks();
+    return net.body.countParams() + net.head.countParams();
+  }
+
+  async predictProba(images: ImageArray, batchSize = this.options.predictBatchSize): Promise<Float32Array> {
+    const net = this.#networks();
+    checkImages(images, 'images', true);
+    checkShape(images, this.inputShape, 'images');
+    if (!(Number.isInteger(batchSize) && batchSize >= 1))
+      throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
+    return probabilities(net, this.classNames.length, images, batchSize);
+  }
+
+  async predict(images: ImageArray, batchSize?: number): Promise<Int32Array> {
+    return argmaxRows(await this.predictProba(images, batchSize), this.classNames.length);
+  }
+
+  async evaluate(
+    images: ImageArray,
+    labels: Int32Array,
+    batchSize?: number,
+  ): Promise<ClassificationEvaluation> {
+    checkImages(images, 'images');
+    checkLabels(images, labels, this.classNames.length, 'images');
+    const predicted = await this.predict(images, batchSize);
+    return evaluateConfusion(confusionMatrix(labels, predicted, this.classNames.length));
+  }
+
+  describe(): CnnSummary {
+    return {
+      kind: 'cnn',
+      classNames: [...this.classNames],
+      inputShape: this.inputShape,
+      blocks: this.blocks,
+      parameters: this.parameters,
+      options: this.options,
+      trainCount: this.trainCount,
+      history: this.history,
+      bestEpoch: this.bestEpoch,
+      stoppedEarly: this.stoppedEarly,
+      trainSeconds: this.trainSeconds,
+    };
+  }
+
+  dispose(): void {
+    if (!this.#net) return;
+    this.#net.body.dispose();
+    this.#net.head.dispose();
+    this.#net = null;
+  }
+}
+
+/** Adam reads its (protected) step size at every update. */
+function setLearningRate(optimizer: tf.AdamOptimizer, lr: number): void {
+  (optimizer as unknown as { learningRate: number }).learningRate = lr;
+}
+
+/** Lets timers and abort signals run between batches. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Trains a CNN on `train` (Adam, class-weighted cross-entropy). With `options.validation`, each epoch ends
+ * with a validation pass; training stops after `patience` epochs without improvement of `monitor`, and the
+ * best epoch's weights (BN statistics included) are restored. Emits `phase`, one `tick` per epoch (unit
+ * `epochs`), a `metric` `valAccuracy` per epoch with validation, and `done`; honours `control.signal`
+ * between batches. Bad input → `DatasetError`; bad options → `ConfigError`; a non-finite loss → `TrainingError`.
+ */
+export async function trainCnn(
+  train: LabelledImages,
+  options: CnnTrainOptions = {},
+  control: RunControl = {},
+): Promise<TrainedCnn> {
+  const { validation, ...rest } = options;
+  const o = resolveCnnOptions(rest);
+  checkLabelled(train, 'train');
+  if (train.images.count < 2) {
+    throw new DatasetError('a classifier needs at least 2 training images', {
+      field: 'train',
+      found: String(train.images.count),
+    });
+  }
+  const K = train.classNames.length;
+  const { images } = train;
+  const shape: [number, number, 1 | 3] = [images.height, images.width, images.channels];
+  if (validation) {
+    checkImages(validation.images, 'validation');
+    checkShape(validation.images, shape, 'validation');
+    checkLabels(validation.images, validation.labels, K, 'validation');
+  }
+  const weights = lossWeights(o, train.labels, K);
+  const blocks = o.blocks === 'auto' ? autoBlocks(shape[0], shape[1]) : o.blocks;
+  const { onProgress, signal } = control;
+  signal?.throwIfAborted();
+
+  const phase = 'train classifier';
+  const started = performance.now();
+  onProgress?.({
+    type: 'phase',
+    phase,
+    detail:
+      `${images.count} images ${shape.join('×')}, ${K} classes, ${blocks} conv blocks, width ${o.width}` +
+      (validation ? `, ${validation.images.count} validation images` : ''),
+  });
+
+  const net = buildNetworks(shape, K, blocks, o);
+  const optimizer = tf.train.adam(o.learningRate, 0.9, 0.999, 1e-8);
+  const allWeights = [...net.body.weights, ...net.head.weights];
+  const vars = [...net.body.trainableWeights, ...net.head.trainableWeights].map(
+    (w) => w.read() as tf.Variable,
+  );
+  const dataRng = Rng.derive(o.seed, 'data');
+  const augmentRng = Rng.derive(o.seed, 'augment');
+  const dropoutRng = Rng.derive(o.seed, 'dropout');
+  const augmenting = o.augment.flip || o.augment.shift > 0;
+  const featureChannels = (net.head.inputs[0]!.shape[1] ?? 0) as number;
+  const order = Array.from({ length: images.count }, (_, i) => i);
+  const stepsPerEpoch = Math.floor(images.count / o.batchSize) + (images.count % o.batchSize >= 2 ? 1 : 0);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  let step = 0;
+
+  const history: EpochRecord[] = [];
+  let best: { epoch: number; value: number; weights: tf.Tensor[] } | null = null;
+  let sinceBest = 0;
+  let stoppedEarly = false;
+  let lossSum: tf.Scalar | null = null;
+  let succeeded = false;
+  try {
+    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+      const epochStart = performance.now();
+      dataRng.shuffle(order);
+      lossSum = tf.scalar(0);
+      let seen = 0;
+      for (let start = 0; start < order.length; start += o.batchSize) {
+        const n = Math.min(o.batchSize, order.length - start);
+        // A last batch of one image would give batch norm a zero variance: it sits this epoch out.
+        if (n < 2) break;
+        signal?.throwIfAborted();
+        const idx = order.slice(start, start + n);
+        const x = imagesToFloat(images, idx);
+        if (augmenting) augmentBatch(x, n, shape, o.augment, augmentRng);
+        const labels = Int32Array.from(idx, (i) => train.labels[i]!);
+        const sampleWeights = Float32Array.from(labels, (l) => weights[l]!);
+        const weightSum = sampleWeights.reduce((a, b) => a + b, 0);
+        let mask: Float32Array | null = null;
+        if (o.dropout > 0) {
+          const keep = 1 / (1 - o.dropout);
+          mask = new Float32Array(n * featureChannels);
+          for (let i = 0; i < mask.length; i++) mask[i] = dropoutRng.next() < o.dropout ? 0 : keep;
+        }
+        if (o.schedule === 'cosine') {
+          setLearningRate(optimizer, 0.5 * o.learningRate * (1 + Math.cos((Math.PI * step) / totalSteps)));
+        }
+        step++;
+        const previous: tf.Scalar = lossSum;
+        lossSum = tf.tidy(() => {
+          const xt = tf.tensor4d(x, [n, ...shape]);
+          const y = tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), K), 'float32');
+          const sw = tf.tensor1d(sampleWeights);
+          const m = mask ? tf.tensor2d(mask, [n, featureChannels]) : null;
+          const cost = optimizer.minimize(
+            () => {
+              let features = net.body.apply(xt, { training: true }) as tf.Tensor2D;
+              if (m) features = tf.mul(features, m);
+              const logits = net.head.apply(features, { training: true }) as tf.Tensor2D;
+              const nll = tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(logits)), 1));
+              return tf.div(tf.sum(tf.mul(nll, sw)), weightSum) as tf.Scalar;
+            },
+            true,
+            vars,
+          )!;
+          return tf.add(previous, tf.mul(cost, n)) as tf.Scalar;
+        });
+        previous.dispose();
+        seen += n;
+        await yieldToEventLoop();
+      }
+      const trainLoss = seen > 0 ? (await lossSum.data())[0]! / seen : 0;
+      lossSum.dispose();
+      lossSum = null;
+      if (!Number.isFinite(trainLoss)) {
+        throw new TrainingError(`the classifier's training loss is ${trainLoss} in epoch ${epoch}`, {
+          field: 'learningRate',
+          found: String(o.learningRate),
+        });
+      }
+
+      let record: EpochRecord = { epoch, trainLoss, seconds: 0 };
+      let improved = false;
+      if (validation) {
+        const proba = await probabilities(net, K, validation.images, o.predictBatchSize);
+        const ev = evaluateConfusion(confusionMatrix(validation.labels, argmaxRows(proba, K), K));
+        const valLoss = weightedNll(proba, validation.labels, weights);
+        record = {
+          ...record,
+          valLoss,
+          valAccuracy: ev.accuracy,
+          valBalancedAccuracy: ev.balancedAccuracy,
+        };
+        const value =
+          o.monitor === 'valLoss' ? valLoss : o.monitor === 'valAccuracy' ? ev.accuracy : ev.balancedAccuracy;
+        const better =
+          best === null ||
+          (o.monitor === 'valLoss' ? value < best.value - o.minDelta : value > best.value + o.minDelta);
+        if (better) {
+          improved = true;
+          for (const t of best?.weights ?? []) t.dispose();
+          best = { epoch, value, weights: allWeights.map((w) => tf.clone(w.read())) };
+          sinceBest = 0;
+        } else {
+          sinceBest++;
+        }
+        onProgress?.({ type: 'metric', name: 'valAccuracy', value: ev.accuracy });
+      }
+      record = { ...record, seconds: (performance.now() - epochStart) / 1000 };
+      history.push(record);
+      onProgress?.({
+        type: 'tick',
+        phase,
+        done: epoch,
+        total: o.epochs,
+        unit: 'epochs',
+        stats: {
+          loss: trainLoss,
+          ...(record.valLoss !== undefined ? { valLoss: record.valLoss } : {}),
+          ...(record.valAccuracy !== undefined ? { valAccuracy: record.valAccuracy } : {}),
+          'img/s': seen / Math.max(record.seconds, 1e-9),
+        },
+      });
+      if (validation && !improved && sinceBest >= o.patience) {
+        stoppedEarly = epoch < o.epochs;
+        break;
+      }
+    }
+
+    let bestEpoch = history.length;
+    if (best) {
+      bestEpoch = best.epoch;
+      if (best.epoch !== history.length) allWeights.forEach((w, i) => w.write(best!.weights[i]!));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    onProgress?.({ type: 'done', phase, seconds });
+    succeeded = true;
+    return new TrainedCnn(
+      net,
+      [...train.classNames],
+      shape,
+      blocks,
+      o,
+      images.count,
+      history,
+      bestEpoch,
+      stoppedEarly,
+      seconds,
+    );
+  } finally {
+    lossSum?.dispose();
+    for (const t of best?.weights ?? []) t.dispose();
+    optimizer.dispose();
+    if (!succeeded) {
+      net.body.dispose();
+      net.head.dispose();
+    }
+  }
+}

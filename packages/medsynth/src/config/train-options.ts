@@ -1,0 +1,188 @@
+/**
+ * GAN training options: one zod schema, named presets for small medical sets, and `resolveTrainOptions`
+ * (preset → user overrides → validation → frozen object). The loop takes only the resolved object; the run
+ * directory keeps it as `options.json`, and `--resume` reads it back from there.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../runtime/errors.js';
+import { DataOptionsSchema, resolveOptions } from './data-options.js';
+
+const MODELS = ['dcgan', 'cgan', 'acgan'] as const;
+const SIZES = [28, 32, 64, 128] as const;
+const LOSSES = ['nonsaturating', 'hinge', 'wgan'] as const;
+const AUGMENTS = ['none', 'diffaugment', 'ada'] as const;
+const AUGMENT_OPS = ['translation', 'cutout', 'color'] as const;
+
+const positive = z.number().positive();
+const nonNegative = z.number().min(0);
+
+export const TrainOptionsSchema = z
+  .object({
+    /** Where the images come from (the train split is used; val/test are never seen by the GAN). */
+    data: DataOptionsSchema,
+    /** The preset the options started from (recorded for humans). */
+    preset: z.string().optional(),
+    model: z.enum(MODELS).default('cgan'),
+    size: z.union([z.literal(28), z.literal(32), z.literal(64), z.literal(128)]).default(28),
+    /** Image channels; 'auto' = 1 when the first train images are grey (RGB files with equal channels included). */
+    channels: z.union([z.literal(1), z.literal(3), z.literal('auto')]).default('auto'),
+    /** cgan: how D sees the label. */
+    conditioning: z.enum(['projection', 'concat']).default('projection'),
+    zDim: z.number().int().min(1).max(1024).default(128),
+    gWidth: z.number().int().min(4).max(1024).default(64),
+    dWidth: z.number().int().min(4).max(1024).default(64),
+    maxWidth: z.number().int().min(4).max(2048).default(256),
+    spectralNorm: z.boolean().default(true),
+    loss: z.enum(LOSSES).default('hinge'),
+    /** R1 penalty weight γ on real images (0 = off), applied lazily every `r1Interval` D steps. */
+    r1Gamma: nonNegative.default(0),
+    r1Interval: z.number().int().min(1).default(16),
+    /** WGAN-GP weight (loss 'wgan' only). */
+    gpWeight: nonNegative.default(10),
+    /** acgan: weight of the auxiliary classification loss. */
+    auxWeight: nonNegative.default(1),
+    /** One-sided label smoothing of real targets (non-saturating loss only). */
+    labelSmoothing: z.number().min(0).max(0.5).default(0),
+    batchSize: z.number().int().min(2).max(4096).default(64),
+    gLr: positive.default(2e-4),
+    dLr: positive.default(2e-4),
+    beta1: z.number().min(0).max(0.999).default(0),
+    beta2: z.number().min(0).max(0.9999).default(0.99),
+    /** D updates per G update. */
+    dSteps: z.number().int().min(1).max(10).default(1),
+    /** Differentiable augmentation of everything D sees: none, DiffAugment (always), or ADA (adaptive p). */
+    augment: z.enum(AUGMENTS).default('none'),
+    augmentOps: z.array(z.enum(AUGMENT_OPS)).min(1).default(['translation', 'cutout', 'color']),
+    /** ADA: target of r_t = E[sign(D(real))] and how many kimg p needs to go from 0 to 1. */
+    adaTarget: z.number().min(0).max(1).default(0.6),
+    adaSpeedKimg: positive.default(100),
+    adaInterval: z.number().int().min(1).default(4),
+    /** Generator EMA half-life in kimg (0 = no EMA: G_ema = G), ramped up over the first images. */
+    emaKimg: nonNegative.default(1),
+    emaRampup: z.number().min(0).max(1).optional(),
+    /** Sample real batches class-balanced (each class equally often) instead of by the data's frequencies. */
+    balancedSampling: z.boolean().default(false),
+    /** Length: thousands of real images shown to D; and/or a wall-clock budget in minutes (first reached ends). */
+    kimg: positive.optional(),
+    minutes: positive.optional(),
+    /** A tick (stats line, grid, checkpoint) every `tickKimg`, or sooner after `tickSeconds`. */
+    tickKimg: positive.default(4),
+    tickSeconds: positive.default(120),
+    /** Checkpoints kept (oldest deleted). */
+    keepCheckpoints: z.number().int().min(1).default(3),
+    /** Images per class in the tick grids (fixed seeds). */
+    gridPerClass: z.number().int().min(1).max(64).default(8),
+    /** Root seed: init, z, data order and augmentation get named sub-seeds of it. */
+    seed: z.number().int().min(0).default(0),
+    /** Parent folder of auto-numbered run directories. */
+    outDir: z.string().min(1).default('runs'),
+    /** Run name suffix (default `<model>-<data name>-<size>`). */
+    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only').optional(),
+  })
+  .strict()
+  .refine((o) => o.kimg !== undefined || o.minutes !== undefined, {
+    message: 'give a training length: kimg and/or minutes',
+    path: ['kimg'],
+  });
+
+export type TrainOptionsInput = z.input<typeof TrainOptionsSchema>;
+export type TrainOptions = Readonly<z.output<typeof TrainOptionsSchema>>;
+export type GanModelName = (typeof MODELS)[number];
+export type AdversarialLossName = (typeof LOSSES)[number];
+export type AugmentMode = (typeof AUGMENTS)[number];
+export type AugmentOp = (typeof AUGMENT_OPS)[number];
+export { AUGMENT_OPS, AUGMENTS, LOSSES, MODELS, SIZES };
+
+type Preset = Omit<Partial<TrainOptionsInput>, 'data'>;
+
+/**
+ * Presets for small medical sets. Each names what it is for; any field can still be overridden.
+ * - `tiny`: seconds-long smoke runs (tests, CI): narrow networks, 28 px.
+ * - `medmnist-28`: MedMNIST-style 28×28 sets of a few thousand images (PneumoniaMNIST, BreastMNIST).
+ * - `small-64`: folders of 1–10k images at 64×64; ADA against D overfitting, R1 for stability.
+ * - `small-128`: the same at 128×128 (slow on CPU; a GPU libtorch helps).
+ */
+export const TRAIN_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
+  tiny: {
+    size: 28,
+    zDim: 32,
+    gWidth: 8,
+    dWidth: 8,
+    maxWidth: 32,
+    batchSize: 16,
+    kimg: 1,
+    tickKimg: 0.25,
+    emaKimg: 0.1,
+    gridPerClass: 4,
+  },
+  'medmnist-28': {
+    size: 28,
+    model: 'cgan',
+    loss: 'hinge',
+    gWidth: 64,
+    dWidth: 64,
+    batchSize: 64,
+    gLr: 2e-4,
+    dLr: 2e-4,
+    beta1: 0,
+    beta2: 0.99,
+    emaKimg: 1,
+    minutes: 8,
+    tickKimg: 20,
+    tickSeconds: 60,
+  },
+  'small-64': {
+    size: 64,
+    model: 'cgan',
+    loss: 'hinge',
+    gWidth: 32,
+    dWidth: 32,
+    maxWidth: 256,
+    batchSize: 32,
+    augment: 'ada',
+    r1Gamma: 0.1,
+    emaKimg: 2,
+    minutes: 20,
+    tickKimg: 10,
+    tickSeconds: 120,
+  },
+  'small-128': {
+    size: 128,
+    model: 'cgan',
+    loss: 'hinge',
+    gWidth: 16,
+    dWidth: 16,
+    maxWidth: 512,
+    batchSize: 32,
+    augment: 'ada',
+    r1Gamma: 0.2,
+    emaKimg: 2,
+    minutes: 60,
+    tickKimg: 10,
+    tickSeconds: 300,
+  },
+});
+
+export const DEFAULT_TRAIN_PRESET = 'medmnist-28';
+
+/**
+ * Resolves training options: the preset's values (default `medmnist-28`, or the one named in `input.preset`),
+ * then the user's, validated and frozen. An unknown preset is a ConfigError listing the known ones.
+ */
+export function resolveTrainOptions(input: TrainOptionsInput): TrainOptions {
+  const presetName = input.preset ?? DEFAULT_TRAIN_PRESET;
+  const preset = TRAIN_PRESETS[presetName];
+  if (!preset) {
+    throw new ConfigError(`unknown preset "${presetName}"`, {
+      field: 'preset',
+      expected: Object.keys(TRAIN_PRESETS).join(', '),
+    });
+  }
+  const merged: Record<string, unknown> = { ...preset };
+  for (const [k, v] of Object.entries(input)) if (v !== undefined) merged[k] = v;
+  merged['preset'] = presetName;
+  // Length: an explicit kimg alone means "no time limit" unless minutes is also given, and vice versa.
+  if (input.kimg !== undefined && input.minutes === undefined) delete merged['minutes'];
+  if (input.minutes !== undefined && input.kimg === undefined) delete merged['kimg'];
+  return resolveOptions(TrainOptionsSchema, merged, 'train options');
+}

@@ -1,0 +1,214 @@
+/**
+ * One GAN training iteration as separate D and G updates, each `optimizer.minimize(f, true, varList)` over
+ * its own network's variables (never the frozen-D combined-model trick, which cannot express R1 or WGAN-GP).
+ * Everything random (z, augmentation, GP mixing) is drawn from our seeded Rngs, so an iteration is a pure
+ * function of the weights, the optimizer states and the Rng states: a resumed run continues bit for bit.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { augment, type AugmentPolicy } from '../augment/diff-augment.js';
+import type { TrainOptions } from '../config/train-options.js';
+import {
+  auxiliaryClassLoss,
+  discriminatorLoss,
+  generatorLoss,
+  r1Penalty,
+  wganGradientPenalty,
+} from '../losses/index.js';
+import { buildGan, runD, runG } from '../models/registry.js';
+import type { GanNetworks, GanSpec } from '../models/types.js';
+import type { Rng } from '../runtime/random.js';
+import { copyWeights, emaBeta, updateEma } from './ema.js';
+
+/** Adam ε as in PyTorch (TF.js defaults to 1e-7). */
+const ADAM_EPSILON = 1e-8;
+
+export interface DStepResult {
+  readonly loss: number;
+  /** The R1 (or WGAN-GP) penalty when this step computed one. */
+  readonly penalty: number | null;
+  /** Σ sign(D(real)) over the batch: ADA's overfitting signal. */
+  readonly realSignSum: number;
+}
+
+export interface StepRandomness {
+  /** Latents (and GP mixing weights). */
+  readonly z: Rng;
+  /** Augmentation parameters. */
+  readonly augment: Rng;
+}
+
+/** Adam's β-power accumulators, which `getWeights`/`setWeights` do not round-trip exactly. */
+interface AdamInternals {
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+}
+
+function variablesOf(model: tfl.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => w.read() as tf.Variable);
+}
+
+export class GanTrainer {
+  readonly net: GanNetworks;
+  /** The EMA generator used for samples, grids and export. */
+  readonly gEma: tfl.LayersModel;
+  readonly gOpt: tf.AdamOptimizer;
+  readonly dOpt: tf.AdamOptimizer;
+  readonly gVars: tf.Variable[];
+  readonly dVars: tf.Variable[];
+  readonly #policy: AugmentPolicy;
+  #dSteps = 0;
+
+  constructor(
+    readonly options: TrainOptions,
+    readonly spec: GanSpec,
+  ) {
+    this.net = buildGan(spec);
+    this.gEma = buildGan(spec).G;
+    copyWeights(this.gEma, this.net.G);
+    this.gOpt = tf.train.adam(options.gLr, options.beta1, options.beta2, ADAM_EPSILON);
+    this.dOpt = tf.train.adam(options.dLr, options.beta1, options.beta2, ADAM_EPSILON);
+    this.gVars = variablesOf(this.net.G);
+    this.dVars = variablesOf(this.net.D);
+    this.#policy = {
+      translation: options.augmentOps.includes('translation'),
+      cutout: options.augmentOps.includes('cutout'),
+      color: options.augmentOps.includes('color'),
+    };
+  }
+
+  /** D updates done so far (restored from checkpoints: decides the lazy-R1 steps). */
+  get dStepCount(): number {
+    return this.#dSteps;
+  }
+
+  set dStepCount(n: number) {
+    this.#dSteps = n;
+  }
+
+  #z(batch: number, rng: Rng): tf.Tensor2D {
+    return tf.tensor2d(rng.normals(batch * this.spec.zDim), [batch, this.spec.zDim]);
+  }
+
+  #aug(x: tf.Tensor4D, p: number, rng: Rng): tf.Tensor4D {
+    return this.options.augment === 'none' || p <= 0 ? x : augment(x, p, this.#policy, rng);
+  }
+
+  #labelsFor(labels: tf.Tensor1D): tf.Tensor1D | null {
+    return this.spec.family === 'dcgan' ? null : labels;
+  }
+
+  /** One D update on a real batch (and a fresh fake batch with the same labels). */
+  dStep(real: tf.Tensor4D, labels: tf.Tensor1D, p: number, rng: StepRandomness): DStepResult {
+    const o = this.options;
+    const batch = real.shape[0];
+    const lab = this.#labelsFor(labels);
+    const step = this.#dSteps++;
+    const doR1 = o.r1Gamma > 0 && step % o.r1Interval === 0;
+    const doGp = o.loss === 'wgan' && o.gpWeight > 0;
+    let penalty: number | null = null;
+    let signSum = 0;
+    const loss = tf.tidy(() => {
+      const z = this.#z(batch, rng.z);
+      const fake = tf.tidy(() => runG(this.net, z, lab, true));
+      const alpha = doGp ? tf.tensor4d(Float32Array.from({ length: batch }, () => rng.z.next()), [batch, 1, 1, 1]) : null;
+      let penaltyT: tf.Scalar | null = null;
+      let sign: tf.Scalar | null = null;
+      const cost = this.dOpt.minimize(
+        () => {
+          const outReal = runD(this.net, this.#aug(real, p, rng.augment), lab, true);
+          const outFake = runD(this.net, this.#aug(fake, p, rng.augment), lab, true);
+          let total = discriminatorLoss(o.loss, outReal.logits, outFake.logits, {
+            labelSmoothing: o.labelSmoothing,
+          });
+          if (this.spec.family === 'acgan' && outReal.classLogits && outFake.classLogits) {
+            const aux = tf.add(
+              auxiliaryClassLoss(outReal.classLogits, labels),
+              auxiliaryClassLoss(outFake.classLogits, labels),
+            );
+            total = tf.add(total, tf.mul(aux, o.auxWeight));
+          }
+          sign = tf.keep(tf.sum(tf.sign(outReal.logits)));
+          const dOf = (x: tf.Tensor4D) => runD(this.net, this.#aug(x, p, rng.augment), lab, true).logits;
+          if (doR1) {
+            const r1 = r1Penalty(dOf, real);
+            penaltyT = tf.keep(r1);
+            total = tf.add(total, tf.mul(r1, (o.r1Gamma / 2) * o.r1Interval));
+          } else if (doGp && alpha) {
+            const gp = wganGradientPenalty(dOf, real, fake, alpha);
+            penaltyT = tf.keep(gp);
+            total = tf.add(total, tf.mul(gp, o.gpWeight));
+          }
+          return total as tf.Scalar;
+        },
+        true,
+        this.dVars,
+      );
+      // Kept out of minimize's scope to be read here; tidy does not dispose kept tensors.
+      const kept = [penaltyT as tf.Scalar | null, sign as tf.Scalar | null];
+      if (kept[0]) penalty = kept[0].dataSync()[0]!;
+      if (kept[1]) signSum = kept[1].dataSync()[0]!;
+      for (const t of kept) t?.dispose();
+      return cost!;
+    });
+    const value = loss.dataSync()[0]!;
+    loss.dispose();
+    return { loss: value, penalty, realSignSum: signSum };
+  }
+
+  /** One G update through D (D's variables untouched), labels as given; then the EMA update. */
+  gStep(labels: tf.Tensor1D, p: number, rng: StepRandomness, imagesSeen: number): number {
+    const o = this.options;
+    const batch = labels.shape[0];
+    const lab = this.#labelsFor(labels);
+    const loss = tf.tidy(() => {
+      const z = this.#z(batch, rng.z);
+      return this.gOpt.minimize(
+        () => {
+          const fake = runG(this.net, z, lab, true);
+          const out = runD(this.net, this.#aug(fake, p, rng.augment), lab, true);
+          let total = generatorLoss(o.loss, out.logits);
+          if (this.spec.family === 'acgan' && out.classLogits) {
+            total = tf.add(total, tf.mul(auxiliaryClassLoss(out.classLogits, labels), o.auxWeight));
+          }
+          return total as tf.Scalar;
+        },
+        true,
+        this.gVars,
+      )!;
+    });
+    const value = loss.dataSync()[0]!;
+    loss.dispose();
+    updateEma(this.gEma, this.net.G, emaBeta(batch, o.emaKimg * 1000, imagesSeen, o.emaRampup));
+    return value;
+  }
+
+  /** Adam's β-power accumulators of both optimizers, to restore after `setWeights` (bit-exact resume). */
+  adamBetaPowers(): { g: [number, number]; d: [number, number] } {
+    const read = (opt: tf.AdamOptimizer): [number, number] => {
+      const a = opt as unknown as AdamInternals;
+      return [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!];
+    };
+    return { g: read(this.gOpt), d: read(this.dOpt) };
+  }
+
+  setAdamBetaPowers(p: { g: readonly number[]; d: readonly number[] }): void {
+    const write = (opt: tf.AdamOptimizer, v: readonly number[]) => {
+      const a = opt as unknown as AdamInternals;
+      tf.tidy(() => {
+        a.accBeta1.assign(tf.scalar(v[0]!));
+        a.accBeta2.assign(tf.scalar(v[1]!));
+      });
+    };
+    write(this.gOpt, p.g);
+    write(this.dOpt, p.d);
+  }
+
+  dispose(): void {
+    this.gOpt.dispose();
+    this.dOpt.dispose();
+    this.net.G.dispose();
+    this.net.D.dispose();
+    this.gEma.dispose();
+  }
+}

@@ -1,0 +1,478 @@
+/**
+ * The GAN training loop. It takes one resolved options object, trains until `kimg` thousand real images or
+ * `minutes` of wall-clock time (whichever comes first) or an abort, and at every tick runs its hooks: a line
+ * in `stats.jsonl`, a sample grid from fixed seeds (one row per class) and an atomic checkpoint. A run
+ * continues exactly from its latest checkpoint (`resumeGan`): the same weights, optimizer moments, Rng
+ * states and augmentation probability, so a killed run loses at most one tick.
+ */
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { AdaController } from '../augment/ada.js';
+import { resolveOptions } from '../config/data-options.js';
+import { type TrainOptions, TrainOptionsSchema } from '../config/train-options.js';
+import { encodePng, tileImages } from '../data/image/grid.js';
+import { tensorToImages } from '../data/image/tensors.js';
+import type { ImageArray, RawImage } from '../data/types.js';
+import { runG } from '../models/registry.js';
+import type { GanSpec } from '../models/types.js';
+import { describeBackend } from '../runtime/backend.js';
+import { CheckpointError, TrainingError } from '../runtime/errors.js';
+import { writeFileAtomic } from '../runtime/fs.js';
+import type { RunControl } from '../runtime/progress.js';
+import { Rng, zFromSeed } from '../runtime/random.js';
+import {
+  assignOptimizer,
+  assignWeights,
+  disposeWeightSets,
+  findCheckpoint,
+  type LoadedCheckpoint,
+  loadCheckpoint,
+  namedWeights,
+  optimizerWeights,
+  saveCheckpoint,
+  type TrainState,
+} from './checkpoint.js';
+import { GanTrainer } from './gan-step.js';
+import { BatchSampler, loadRealSet, type RealSet } from './real-data.js';
+import { createRunDir, dataName } from './run-dir.js';
+
+export interface TickStats {
+  readonly tick: number;
+  readonly step: number;
+  readonly kimg: number;
+  /** Training seconds so far (all sessions). */
+  readonly seconds: number;
+  /** Real images per second over this tick. */
+  readonly imagesPerSecond: number;
+  readonly dLoss: number;
+  readonly gLoss: number;
+  /** Mean R1 / GP penalty over the steps that computed one (null if none). */
+  readonly penalty: number | null;
+  /** Augmentation probability and ADA's r_t (null without ADA). */
+  readonly augmentP: number;
+  readonly adaRt: number | null;
+  readonly numTensors: number;
+  readonly rssMiB: number;
+  readonly time: string;
+}
+
+export interface TrainResult {
+  readonly runDir: string;
+  readonly checkpoint: string;
+  readonly step: number;
+  readonly kimg: number;
+  readonly seconds: number;
+  /** Real images per second over this session's training steps (ticks excluded). */
+  readonly imagesPerSecond: number;
+  readonly stoppedBy: 'kimg' | 'minutes' | 'aborted';
+  readonly last: TickStats | null;
+}
+
+/** The architecture the options ask for, on this data. */
+export function ganSpecFor(options: TrainOptions, real: Pick<RealSet, 'images' | 'classNames'>): GanSpec {
+  return {
+    family: options.model,
+    size: options.size,
+    channels: real.images.channels,
+    numClasses: real.classNames.length,
+    zDim: options.zDim,
+    gWidth: options.gWidth,
+    dWidth: options.dWidth,
+    maxWidth: options.maxWidth,
+    conditioning: options.conditioning,
+    spectralNorm: options.spectralNorm,
+    seed: Rng.derive(options.seed, 'init').int(2 ** 31 - 1),
+  };
+}
+
+/** Grid seeds: row c holds class c, images c·perClass … c·perClass + perClass − 1. */
+export async function sampleGrid(
+  spec: GanSpec,
+  G: GanTrainer['gEma'],
+  perClass: number,
+): Promise<RawImage> {
+  const rows = spec.family === 'dcgan' ? 1 : spec.numClasses;
+  const n = rows * perClass;
+  const z = new Float32Array(n * spec.zDim);
+  for (let i = 0; i < n; i++) z.set(zFromSeed(i, spec.zDim), i * spec.zDim);
+  const labels = Int32Array.from({ length: n }, (_, i) => Math.floor(i / perClass));
+  const x = tf.tidy(() =>
+    runG({ spec, G }, tf.tensor2d(z, [n, spec.zDim]), spec.family === 'dcgan' ? null : tf.tensor1d(labels, 'int32'), false),
+  );
+  try {
+    return tileImages(splitRows(await tensorToImages(x), rows, perClass));
+  } finally {
+    x.dispose();
+  }
+}
+
+function splitRows(images: ImageArray, rows: number, perRow: number): RawImage[][] {
+  const per = images.height * images.width * images.channels;
+  return Array.from({ length: rows }, (_, r) =>
+    Array.from({ length: perRow }, (_, c) => {
+      const i = r * perRow + c;
+      return {
+        width: images.width,
+        height: images.height,
+        channels: images.channels,
+        data: images.data.subarray(i * per, (i + 1) * per),
+      };
+    }),
+  );
+}
+
+/** Real images, one row per class, for comparing with the sample grids. */
+function realGrid(real: RealSet, perClass: number): RawImage {
+  const { images } = real;
+  const per = images.height * images.width * images.channels;
+  const rows = real.classNames.map((_, c) => {
+    const row: RawImage[] = [];
+    for (let i = 0; i < real.labels.length && row.length < perClass; i++) {
+      if (real.labels[i] === c) {
+        row.push({
+          width: images.width,
+          height: images.height,
+          channels: images.channels,
+          data: images.data.subarray(i * per, (i + 1) * per),
+        });
+      }
+    }
+    return row;
+  });
+  return tileImages(rows.filter((r) => r.length > 0));
+}
+
+/** Starts a new run: loads the train split, creates the run directory and trains. */
+export async function trainGan(options: TrainOptions, control: RunControl = {}): Promise<TrainResult> {
+  const real = await loadRealSet(options.data, options.size, options.channels, control);
+  const name = options.name ?? `${options.model}-${dataName(options.data.source)}-${options.size}`;
+  const runDir = await createRunDir(options.outDir, name);
+  await writeFileAtomic(join(runDir, 'options.json'), `${JSON.stringify(options, null, 2)}\n`);
+  await writeFileAtomic(join(runDir, 'reals.png'), await encodePng(realGrid(real, options.gridPerClass)));
+  return runTraining(runDir, options, real, null, control);
+}
+
+/** Reads and re-validates a run's `options.json`. */
+export async function readRunOptions(runDir: string): Promise<TrainOptions> {
+  const file = join(runDir, 'options.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new CheckpointError('cannot read the run options (is this a run directory?)', { file, cause: e });
+  }
+  return resolveOptions(TrainOptionsSchema, raw, file);
+}
+
+export interface ResumeOverrides {
+  /** A new total length (extends or shortens the run). */
+  readonly kimg?: number | undefined;
+  readonly minutes?: number | undefined;
+}
+
+/** Continues a run from its latest checkpoint, in the same directory. */
+export async function resumeGan(
+  runDir: string,
+  overrides: ResumeOverrides = {},
+  control: RunControl = {},
+): Promise<TrainResult> {
+  let options = await readRunOptions(runDir);
+  if (overrides.kimg !== undefined || overrides.minutes !== undefined) {
+    options = resolveOptions(TrainOptionsSchema, { ...options, ...stripUndefined(overrides) }, 'resume');
+    await writeFileAtomic(join(runDir, 'options.json'), `${JSON.stringify(options, null, 2)}\n`);
+  }
+  const ckpt = await loadCheckpoint(await findCheckpoint(runDir));
+  try {
+    const real = await loadRealSet(options.data, options.size, options.channels, control);
+    if (real.classNames.join('\n') !== ckpt.state.classNames.join('\n')) {
+      throw new CheckpointError('the data has other classes than the checkpoint', {
+        file: ckpt.dir,
+        expected: ckpt.state.classNames.join(', '),
+        found: real.classNames.join(', '),
+      });
+    }
+    return await runTraining(runDir, options, real, ckpt, control);
+  } finally {
+    disposeWeightSets(ckpt.weights);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Drops stats lines written after the checkpoint a resumed run continues from. */
+async function truncateStats(file: string, step: number): Promise<void> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const kept = text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .filter((l) => {
+      try {
+        return (JSON.parse(l) as { step: number }).step <= step;
+      } catch {
+        return false;
+      }
+    });
+  await writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
+}
+
+interface Accumulator {
+  steps: number;
+  images: number;
+  dLoss: number;
+  gLoss: number;
+  penalty: number;
+  penalties: number;
+  started: number;
+}
+
+const freshAccumulator = (): Accumulator => ({
+  steps: 0,
+  images: 0,
+  dLoss: 0,
+  gLoss: 0,
+  penalty: 0,
+  penalties: 0,
+  started: performance.now(),
+});
+
+async function runTraining(
+  runDir: string,
+  options: TrainOptions,
+  real: RealSet,
+  ckpt: LoadedCheckpoint | null,
+  control: RunControl,
+): Promise<TrainResult> {
+  const { onProgress, signal } = control;
+  const spec = ckpt?.state.spec ?? ganSpecFor(options, real);
+  if (spec.channels !== real.images.channels) {
+    throw new CheckpointError('the data has another channel count than the checkpoint', {
+      file: ckpt?.dir ?? runDir,
+      expected: String(spec.channels),
+      found: String(real.images.channels),
+    });
+  }
+  const trainer = new GanTrainer(options, spec);
+  try {
+    const s = ckpt?.state;
+    const rngData = s ? Rng.fromState(s.rng.data) : Rng.derive(options.seed, 'data');
+    const rngs = {
+      z: s ? Rng.fromState(s.rng.z) : Rng.derive(options.seed, 'z'),
+      augment: s ? Rng.fromState(s.rng.augment) : Rng.derive(options.seed, 'augment'),
+    };
+    const ada =
+      options.augment === 'ada'
+        ? s?.augment
+          ? AdaController.fromState(s.augment)
+          : new AdaController({ target: options.adaTarget, speedKimg: options.adaSpeedKimg })
+        : null;
+    let step = s?.step ?? 0;
+    let nimg = s?.nimg ?? 0;
+    let tick = s?.tick ?? 0;
+    const elapsedBefore = s?.elapsedSeconds ?? 0;
+    if (ckpt) {
+      assignWeights(trainer.net.G, ckpt.weights.G, ckpt.dir);
+      assignWeights(trainer.net.D, ckpt.weights.D, ckpt.dir);
+      assignWeights(trainer.gEma, ckpt.weights.G_ema, ckpt.dir);
+      await assignOptimizer(trainer.gOpt, ckpt.weights.gOpt, ckpt.order.gOpt, ckpt.dir);
+      await assignOptimizer(trainer.dOpt, ckpt.weights.dOpt, ckpt.order.dOpt, ckpt.dir);
+      trainer.setAdamBetaPowers(ckpt.state.adam);
+      trainer.dStepCount = ckpt.state.dSteps;
+      await truncateStats(join(runDir, 'stats.jsonl'), step);
+    } else {
+      await writeFileAtomic(
+        join(runDir, 'run.json'),
+        `${JSON.stringify(
+          {
+            started: new Date().toISOString(),
+            spec,
+            data: {
+              source: options.data.source,
+              location: real.location,
+              split: real.splitSource,
+              classNames: real.classNames,
+              trainCounts: real.classCounts,
+              imageSize: [real.images.height, real.images.width, real.images.channels],
+            },
+            backend: describeBackend(),
+            node: process.version,
+          },
+          null,
+          2,
+        )}\n`,
+      );
+    }
+    const sampler = new BatchSampler(real, options.balancedSampling);
+    const batch = options.batchSize;
+    const augmentP = () => (options.augment === 'diffaugment' ? 1 : (ada?.p ?? 0));
+    const totalImages = options.kimg !== undefined ? options.kimg * 1000 : Number.POSITIVE_INFINITY;
+    const budgetSeconds = options.minutes !== undefined ? options.minutes * 60 : Number.POSITIVE_INFINITY;
+    const sessionStart = performance.now();
+    const elapsed = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
+    let acc = freshAccumulator();
+    let lastStats: TickStats | null = null;
+    let lastCheckpoint = ckpt?.dir ?? '';
+    let stepSeconds = 0;
+    let stepImages = 0;
+    let nextTickImages = nimg + options.tickKimg * 1000;
+    const phase = 'train';
+    onProgress?.({ type: 'phase', phase, detail: `${spec.family} ${spec.size}px, ${real.labels.length} images` });
+
+    const state = (): TrainState => ({
+      step,
+      dSteps: trainer.dStepCount,
+      nimg,
+      tick,
+      elapsedSeconds: elapsed(),
+      rng: { data: rngData.state(), z: rngs.z.state(), augment: rngs.augment.state() },
+      augment: ada ? ada.state() : null,
+      adam: trainer.adamBetaPowers(),
+      spec,
+      classNames: real.classNames,
+      classCounts: real.classCounts,
+    });
+
+    const doTick = async () => {
+      tick++;
+      const seconds = (performance.now() - acc.started) / 1000;
+      lastStats = {
+        tick,
+        step,
+        kimg: nimg / 1000,
+        seconds: elapsed(),
+        imagesPerSecond: seconds > 0 ? acc.images / seconds : 0,
+        dLoss: acc.dLoss / Math.max(1, acc.steps * options.dSteps),
+        gLoss: acc.gLoss / Math.max(1, acc.steps),
+        penalty: acc.penalties > 0 ? acc.penalty / acc.penalties : null,
+        augmentP: augmentP(),
+        adaRt: ada ? ada.rt : null,
+        numTensors: tf.memory().numTensors,
+        rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+        time: new Date().toISOString(),
+      };
+      // Hooks, in an order that keeps the run consistent if killed between them: the stats line first (a
+      // resumed run drops lines past its checkpoint), then the grid, then the checkpoint.
+      await appendFile(join(runDir, 'stats.jsonl'), `${JSON.stringify(lastStats)}\n`);
+      const grid = await encodePng(await sampleGrid(spec, trainer.gEma, options.gridPerClass));
+      await writeFileAtomic(join(runDir, 'samples', `step-${String(step).padStart(7, '0')}.png`), grid);
+      await writeFileAtomic(join(runDir, 'samples', 'latest.png'), grid);
+      const weights = {
+        G: namedWeights(trainer.net.G),
+        D: namedWeights(trainer.net.D),
+        G_ema: namedWeights(trainer.gEma),
+        gOpt: await optimizerWeights(trainer.gOpt, trainer.net.G.trainableWeights.map((w) => w.originalName)),
+        dOpt: await optimizerWeights(trainer.dOpt, trainer.net.D.trainableWeights.map((w) => w.originalName)),
+      };
+      try {
+        lastCheckpoint = await saveCheckpoint(runDir, state(), weights, options.keepCheckpoints);
+      } finally {
+        // getWeights hands out fresh tensors for the iteration counters; model weights are the live variables.
+        for (const w of [...weights.gOpt, ...weights.dOpt]) if (w.name === 'iter') w.tensor.dispose();
+      }
+      onProgress?.({ type: 'checkpoint', path: lastCheckpoint, step, kimg: nimg / 1000 });
+      acc = freshAccumulator();
+      nextTickImages = nimg + options.tickKimg * 1000;
+    };
+
+    let stoppedBy: TrainResult['stoppedBy'] = 'kimg';
+    let lastTickTime = performance.now();
+    for (;;) {
+      if (nimg >= totalImages) {
+        stoppedBy = 'kimg';
+        break;
+      }
+      if (elapsed() >= budgetSeconds) {
+        stoppedBy = 'minutes';
+        break;
+      }
+      if (signal?.aborted) {
+        stoppedBy = 'aborted';
+        break;
+      }
+      const t0 = performance.now();
+      const p = augmentP();
+      let labels: tf.Tensor1D | null = null;
+      let dLoss = 0;
+      try {
+        for (let k = 0; k < options.dSteps; k++) {
+          labels?.dispose();
+          const b = sampler.batch(batch, rngData);
+          labels = b.labels;
+          let r;
+          try {
+            r = trainer.dStep(b.x, b.labels, p, rngs);
+          } finally {
+            b.x.dispose();
+          }
+          if (!Number.isFinite(r.loss)) throw nonFinite('D', r.loss, step, nimg, lastCheckpoint);
+          dLoss += r.loss;
+          if (r.penalty !== null) {
+            acc.penalty += r.penalty;
+            acc.penalties++;
+          }
+          ada?.accumulate(r.realSignSum, batch);
+          nimg += batch;
+        }
+        const gLoss = trainer.gStep(labels!, p, rngs, nimg);
+        if (!Number.isFinite(gLoss)) throw nonFinite('G', gLoss, step, nimg, lastCheckpoint);
+        acc.gLoss += gLoss;
+      } finally {
+        labels?.dispose();
+      }
+      step++;
+      acc.dLoss += dLoss;
+      acc.steps++;
+      acc.images += batch * options.dSteps;
+      if (ada && step % options.adaInterval === 0) ada.update(batch * options.dSteps * options.adaInterval);
+      stepSeconds += (performance.now() - t0) / 1000;
+      stepImages += batch * options.dSteps;
+      onProgress?.({
+        type: 'tick',
+        phase,
+        done: Number.isFinite(totalImages) ? nimg : Math.floor(elapsed()),
+        total: Number.isFinite(totalImages) ? totalImages : budgetSeconds,
+        unit: Number.isFinite(totalImages) ? 'images' : 's',
+        stats: {
+          kimg: nimg / 1000,
+          D: dLoss / options.dSteps,
+          G: acc.gLoss / acc.steps,
+          'img/s': stepImages / Math.max(stepSeconds, 1e-9),
+          ...(options.augment !== 'none' ? { p: augmentP() } : {}),
+        },
+      });
+      if (nimg >= nextTickImages || (performance.now() - lastTickTime) / 1000 >= options.tickSeconds) {
+        await doTick();
+        lastTickTime = performance.now();
+      }
+    }
+    if (acc.steps > 0 || !lastCheckpoint) await doTick();
+    onProgress?.({ type: 'done', phase, seconds: (performance.now() - sessionStart) / 1000 });
+    const result: TrainResult = {
+      runDir,
+      checkpoint: lastCheckpoint,
+      step,
+      kimg: nimg / 1000,
+      seconds: elapsed(),
+      imagesPerSecond: stepImages / Math.max(stepSeconds, 1e-9),
+      stoppedBy,
+      last: lastStats,
+    };
+    await writeFile(join(runDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    return result;
+  } finally {
+    trainer.dispose();
+  }
+}
+
+function nonFinite(which: 'D' | 'G', value: number, step: number, nimg: number, checkpoint: string): TrainingError {
+  return new TrainingError(
+    `${which} loss became ${value} at step ${step + 1} (${(nimg / 1000).toFixed(2)} kimg); training stopped. ` +
+      (checkpoint
+        ? `The last good checkpoint is kept: ${checkpoint}. `
+        : 'No checkpoint had been written yet. ') +
+      'Try lower learning rates (--g-lr/--d-lr), an R1 penalty (--r1-gamma) or another loss.',
+    { field: `${which} loss` },
+  );
+}

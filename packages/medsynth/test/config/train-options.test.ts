@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { resolveTrainOptions, TRAIN_PRESETS } from '../../src/config/train-options.js';
+import { ConfigError } from '../../src/runtime/errors.js';
+
+const data = { source: 'x.npz' };
+
+describe('resolveTrainOptions', () => {
+  test('the default preset fills every field; user values win; the result is frozen', () => {
+    const o = resolveTrainOptions({ data, model: 'acgan', batchSize: 32 });
+    assert.equal(o.preset, 'medmnist-28');
+    assert.equal(o.model, 'acgan');
+    assert.equal(o.batchSize, 32);
+    assert.equal(o.size, 28);
+    assert.equal(o.loss, 'hinge');
+    assert.equal(o.minutes, TRAIN_PRESETS['medmnist-28']!.minutes);
+    assert.equal(o.data.source, 'x.npz');
+    assert.equal(o.data.seed, 0);
+    assert.ok(Object.isFrozen(o) && Object.isFrozen(o.data) && Object.isFrozen(o.augmentOps));
+  });
+
+  test('an explicit kimg replaces the preset’s time budget, and minutes replaces its kimg', () => {
+    assert.equal(resolveTrainOptions({ data, kimg: 5 }).minutes, undefined);
+    assert.equal(resolveTrainOptions({ data, kimg: 5 }).kimg, 5);
+    const t = resolveTrainOptions({ data, preset: 'tiny', minutes: 2 });
+    assert.equal(t.kimg, undefined);
+    assert.equal(t.minutes, 2);
+    const both = resolveTrainOptions({ data, kimg: 5, minutes: 2 });
+    assert.deepEqual([both.kimg, both.minutes], [5, 2]);
+  });
+
+  test('presets differ where they should', () => {
+    assert.equal(resolveTrainOptions({ data, preset: 'small-64' }).augment, 'ada');
+    assert.equal(resolveTrainOptions({ data, preset: 'small-64' }).size, 64);
+    assert.equal(resolveTrainOptions({ data, preset: 'tiny' }).gWidth, 8);
+  });
+
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ['unknown preset', { preset: 'huge' }, /preset/],
+    ['size not offered', { size: 48 }, /size/],
+    ['negative learning rate', { gLr: -1 }, /gLr/],
+    ['unknown loss', { loss: 'lsgan' }, /loss/],
+    ['unknown augmentation op', { augmentOps: ['rotate'] }, /augmentOps/],
+    ['unknown field', { epochs: 3 }, /epochs|train options/],
+    ['label smoothing above 0.5', { labelSmoothing: 0.7 }, /labelSmoothing/],
+    ['bad run name', { name: 'a b/c' }, /name/],
+  ];
+  for (const [what, input, field] of bad) {
+    test(`rejects ${what} with a ConfigError naming the field`, () => {
+      assert.throws(
+        () => resolveTrainOptions({ data, ...input } as Parameters<typeof resolveTrainOptions>[0]),
+        (e: unknown) => e instanceof ConfigError && field.test(`${e.context.field} ${e.message}`),
+      );
+    });
+  }
+});
