@@ -35,6 +35,7 @@ const { values: f } = parseArgs({
     'per-class': { type: 'string', default: '500' },
     'peer-npz': { type: 'string' },
     set: { type: 'string', multiple: true, default: [] },
+    'label-from-filename': { type: 'string' },
     'judge-epochs': { type: 'string', default: '30' },
   },
 });
@@ -65,7 +66,9 @@ const backend = await selectBackend();
 let runDir = f.run;
 if (!runDir) {
   if (!f.data) throw new Error('--data or --run is required');
-  const input: Record<string, unknown> = { data: { source: f.data }, preset: f.preset, outDir: f.out };
+  const data: Record<string, unknown> = { source: f.data };
+  if (f['label-from-filename']) data['labelFromFilename'] = f['label-from-filename'];
+  const input: Record<string, unknown> = { data, preset: f.preset, outDir: f.out };
   if (f.model) input['model'] = f.model;
   if (f.minutes) input['minutes'] = Number(f.minutes);
   if (f.kimg) input['kimg'] = Number(f.kimg);
@@ -95,7 +98,8 @@ if (!runDir) {
 }
 
 const { generator, run } = await loadGenerator(runDir);
-const ds = await openDataset({ source: run.dataSource });
+const { readRunOptions } = await import('../packages/medsynth/src/training/loop.js');
+const ds = await openDataset((await readRunOptions(runDir)).data);
 const load = { size: run.spec.size, channels: run.spec.channels };
 const t0 = performance.now();
 const train = await labelledFromSplit(ds.split('train'), load);

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { augment, type AugmentPolicy } from '../augment/diff-augment.js';
+import { augment, type AugmentPolicy, augmentPolicy } from '../augment/diff-augment.js';
 import type { TrainOptions } from '../config/train-options.js';
 import {
   auxiliaryClassLoss,
@@ -70,11 +70,7 @@ export class GanTrainer {
     this.dOpt = tf.train.adam(options.dLr, options.beta1, options.beta2, ADAM_EPSILON);
     this.gVars = variablesOf(this.net.G);
     this.dVars = variablesOf(this.net.D);
-    this.#policy = {
-      translation: options.augmentOps.includes('translation'),
-      cutout: options.augmentOps.includes('cutout'),
-      color: options.augmentOps.includes('color'),
-    };
+    this.#policy = augmentPolicy(options.augmentOps);
   }
 
   /** D updates done so far (restored from checkpoints: decides the lazy-R1 steps). */
