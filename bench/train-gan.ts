@@ -12,7 +12,10 @@
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { labelledFromSplit } from '../packages/medsynth/src/classify/labelled.js';
-import { resolveTrainOptions, type TrainOptionsInput } from '../packages/medsynth/src/config/train-options.js';
+import {
+  resolveTrainOptions,
+  type TrainOptionsInput,
+} from '../packages/medsynth/src/config/train-options.js';
 import { openDataset } from '../packages/medsynth/src/data/source.js';
 import type { ImageArray } from '../packages/medsynth/src/data/types.js';
 import { makePlan } from '../packages/medsynth/src/generate/plan.js';
@@ -126,7 +129,13 @@ for await (const b of generateImages(generator, plan, { batchSize: 100 })) {
 }
 const fake = concat(batches);
 const fid = await classFidelity(judge, fake, Int32Array.from(labels), test);
-print({ fidelity: fid.accuracy, balanced: fid.balancedAccuracy, perClass: fid.perClass, run: runDir, kimg: run.kimg });
+print({
+  fidelity: fid.accuracy,
+  balanced: fid.balancedAccuracy,
+  perClass: fid.perClass,
+  run: runDir,
+  kimg: run.kimg,
+});
 
 if (f['peer-npz']) {
   const peer = await openDataset({ source: f['peer-npz'] });
@@ -135,7 +144,12 @@ if (f['peer-npz']) {
   const images = concat(parts.map((x) => x.images));
   const peerLabels = Int32Array.from(parts.flatMap((x) => [...x.labels]));
   const pf = await classFidelity(judge, images, peerLabels);
-  print({ peerFidelity: pf.accuracy, balanced: pf.balancedAccuracy, perClass: pf.perClass, npz: f['peer-npz'] });
+  print({
+    peerFidelity: pf.accuracy,
+    balanced: pf.balancedAccuracy,
+    perClass: pf.perClass,
+    npz: f['peer-npz'],
+  });
 }
 generator.dispose();
 judge.dispose();

@@ -57,7 +57,8 @@ interface TrainFlags extends DataFlags {
 function positiveNumber(flag: string) {
   return (v: string): number => {
     const x = Number(v);
-    if (!(x > 0 && Number.isFinite(x))) throw new InvalidArgumentError(`${flag} must be a positive number, got "${v}"`);
+    if (!(x > 0 && Number.isFinite(x)))
+      throw new InvalidArgumentError(`${flag} must be a positive number, got "${v}"`);
     return x;
   };
 }
@@ -131,14 +132,23 @@ export function registerTrainCommand(program: Command): void {
     .command('train')
     .description('train a GAN (dcgan, cgan, acgan) on the train split of a dataset; resumable')
     .option('--data <source>', 'an .npz file, medmnist:<name>[@size], a folder of PNG/JPEG or DICOM')
-    .option('--resume <run-dir>', 'continue a run from its latest checkpoint (--kimg/--minutes set a new length)')
+    .option(
+      '--resume <run-dir>',
+      'continue a run from its latest checkpoint (--kimg/--minutes set a new length)',
+    )
     .addOption(
-      new Option('--preset <name>', 'starting options for a kind of data').choices(Object.keys(TRAIN_PRESETS)),
+      new Option('--preset <name>', 'starting options for a kind of data').choices(
+        Object.keys(TRAIN_PRESETS),
+      ),
     )
     .addOption(new Option('--model <family>', 'GAN family').choices([...MODELS]))
     .addOption(new Option('--size <px>', 'image side').choices(['28', '32', '64', '128']))
-    .addOption(new Option('--channels <n>', 'image channels (auto: 1 for grey content)').choices(['1', '3', 'auto']))
-    .addOption(new Option('--conditioning <how>', 'cgan: how D sees the label').choices(['projection', 'concat']))
+    .addOption(
+      new Option('--channels <n>', 'image channels (auto: 1 for grey content)').choices(['1', '3', 'auto']),
+    )
+    .addOption(
+      new Option('--conditioning <how>', 'cgan: how D sees the label').choices(['projection', 'concat']),
+    )
     .addOption(new Option('--loss <kind>', 'adversarial loss').choices([...LOSSES]))
     .addOption(new Option('--augment <mode>', 'differentiable augmentation for D').choices([...AUGMENTS]))
     .option('--augment-ops <list>', `augmentations (${AUGMENT_OPS.join(',')})`, parseAugmentOps)
@@ -152,7 +162,11 @@ export function registerTrainCommand(program: Command): void {
     .option('--d-steps <n>', 'D updates per G update', positiveInt('--d-steps'))
     .option('--r1-gamma <γ>', 'R1 penalty weight (0 = off)', nonNegativeNumber('--r1-gamma'))
     .option('--ema-kimg <k>', 'generator EMA half-life in kimg (0 = off)', nonNegativeNumber('--ema-kimg'))
-    .option('--label-smoothing <s>', 'one-sided label smoothing (non-saturating loss)', nonNegativeNumber('--label-smoothing'))
+    .option(
+      '--label-smoothing <s>',
+      'one-sided label smoothing (non-saturating loss)',
+      nonNegativeNumber('--label-smoothing'),
+    )
     .option('--balanced', 'sample real batches class-balanced')
     .option('--z-dim <n>', 'latent size', positiveInt('--z-dim'))
     .option('--g-width <n>', 'generator base width', positiveInt('--g-width'))
@@ -176,14 +190,17 @@ export function registerTrainCommand(program: Command): void {
       return;
     }
     const backend = await selectBackend();
-    if (!flags.json) process.stderr.write(`backend: ${backend.backend} (${backend.reason}), ${backend.threads} threads\n`);
+    if (!flags.json)
+      process.stderr.write(`backend: ${backend.backend} (${backend.reason}), ${backend.threads} threads\n`);
     const abort = new AbortController();
     let interrupts = 0;
     const onSigint = () => {
       interrupts++;
       if (interrupts > 1) process.exit(130);
       render.clear();
-      process.stderr.write('stopping after this step (a checkpoint will be written; Ctrl-C again to quit now)\n');
+      process.stderr.write(
+        'stopping after this step (a checkpoint will be written; Ctrl-C again to quit now)\n',
+      );
       abort.abort();
     };
     process.on('SIGINT', onSigint);

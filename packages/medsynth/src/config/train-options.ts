@@ -77,7 +77,10 @@ export const TrainOptionsSchema = z
     /** Parent folder of auto-numbered run directories. */
     outDir: z.string().min(1).default('runs'),
     /** Run name suffix (default `<model>-<data name>-<size>`). */
-    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only').optional(),
+    name: z
+      .string()
+      .regex(/^[\w.-]+$/, 'letters, digits, _ . - only')
+      .optional(),
   })
   .strict()
   .refine((o) => o.kimg !== undefined || o.minutes !== undefined, {

@@ -40,7 +40,11 @@ export interface TrainState {
   readonly tick: number;
   /** Training wall-clock seconds so far (all sessions). */
   readonly elapsedSeconds: number;
-  readonly rng: { readonly data: readonly number[]; readonly z: readonly number[]; readonly augment: readonly number[] };
+  readonly rng: {
+    readonly data: readonly number[];
+    readonly z: readonly number[];
+    readonly augment: readonly number[];
+  };
   /** Augmentation controller state (ADA), or null. */
   readonly augment: AdaState | null;
   /** Adam's β-power accumulators, restored exactly. */
@@ -73,7 +77,10 @@ export function namedWeights(model: tfl.LayersModel): NamedTensor[] {
  * which carry process-dependent suffixes (`g_dense0/kernel_12/m`). Adam's state is [iter, m…, v…] in the
  * order of the variables it updates; this renames them `<weight name>/m` and `/v`.
  */
-export async function optimizerWeights(opt: tf.Optimizer, weightNames: readonly string[]): Promise<NamedTensor[]> {
+export async function optimizerWeights(
+  opt: tf.Optimizer,
+  weightNames: readonly string[],
+): Promise<NamedTensor[]> {
   const state = await opt.getWeights();
   const n = weightNames.length;
   if (state.length === 1) return state;
@@ -121,7 +128,10 @@ export async function saveCheckpoint(
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
-  await writeFileAtomic(join(root, 'latest.json'), `${JSON.stringify({ checkpoint: name, step: state.step })}\n`);
+  await writeFileAtomic(
+    join(root, 'latest.json'),
+    `${JSON.stringify({ checkpoint: name, step: state.step })}\n`,
+  );
   await prune(root, keep, name);
   return join(root, name);
 }
@@ -162,7 +172,8 @@ export async function findCheckpoint(runDir: string, which?: string): Promise<st
     }
   }
   const names = await listCheckpoints(root);
-  for (let i = names.length - 1; i >= 0; i--) if (await complete(join(root, names[i]!))) return join(root, names[i]!);
+  for (let i = names.length - 1; i >= 0; i--)
+    if (await complete(join(root, names[i]!))) return join(root, names[i]!);
   throw new CheckpointError('the run has no checkpoint yet', { file: root });
 }
 
@@ -176,7 +187,10 @@ export interface LoadedCheckpoint {
 }
 
 /** Reads a checkpoint directory; any missing or inconsistent part is a CheckpointError naming the file. */
-export async function loadCheckpoint(dir: string, groups: readonly WeightGroup[] = WEIGHT_GROUPS): Promise<LoadedCheckpoint> {
+export async function loadCheckpoint(
+  dir: string,
+  groups: readonly WeightGroup[] = WEIGHT_GROUPS,
+): Promise<LoadedCheckpoint> {
   const jsonPath = join(dir, 'checkpoint.json');
   let file: CheckpointFile;
   try {

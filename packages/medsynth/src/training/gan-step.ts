@@ -107,7 +107,12 @@ export class GanTrainer {
     const loss = tf.tidy(() => {
       const z = this.#z(batch, rng.z);
       const fake = tf.tidy(() => runG(this.net, z, lab, true));
-      const alpha = doGp ? tf.tensor4d(Float32Array.from({ length: batch }, () => rng.z.next()), [batch, 1, 1, 1]) : null;
+      const alpha = doGp
+        ? tf.tensor4d(
+            Float32Array.from({ length: batch }, () => rng.z.next()),
+            [batch, 1, 1, 1],
+          )
+        : null;
       let penaltyT: tf.Scalar | null = null;
       let sign: tf.Scalar | null = null;
       const cost = this.dOpt.minimize(

@@ -87,18 +87,19 @@ export function ganSpecFor(options: TrainOptions, real: Pick<RealSet, 'images' |
 }
 
 /** Grid seeds: row c holds class c, images c·perClass … c·perClass + perClass − 1. */
-export async function sampleGrid(
-  spec: GanSpec,
-  G: GanTrainer['gEma'],
-  perClass: number,
-): Promise<RawImage> {
+export async function sampleGrid(spec: GanSpec, G: GanTrainer['gEma'], perClass: number): Promise<RawImage> {
   const rows = spec.family === 'dcgan' ? 1 : spec.numClasses;
   const n = rows * perClass;
   const z = new Float32Array(n * spec.zDim);
   for (let i = 0; i < n; i++) z.set(zFromSeed(i, spec.zDim), i * spec.zDim);
   const labels = Int32Array.from({ length: n }, (_, i) => Math.floor(i / perClass));
   const x = tf.tidy(() =>
-    runG({ spec, G }, tf.tensor2d(z, [n, spec.zDim]), spec.family === 'dcgan' ? null : tf.tensor1d(labels, 'int32'), false),
+    runG(
+      { spec, G },
+      tf.tensor2d(z, [n, spec.zDim]),
+      spec.family === 'dcgan' ? null : tf.tensor1d(labels, 'int32'),
+      false,
+    ),
   );
   try {
     return tileImages(splitRows(await tensorToImages(x), rows, perClass));
@@ -318,7 +319,11 @@ async function runTraining(
     let stepImages = 0;
     let nextTickImages = nimg + options.tickKimg * 1000;
     const phase = 'train';
-    onProgress?.({ type: 'phase', phase, detail: `${spec.family} ${spec.size}px, ${real.labels.length} images` });
+    onProgress?.({
+      type: 'phase',
+      phase,
+      detail: `${spec.family} ${spec.size}px, ${real.labels.length} images`,
+    });
 
     const state = (): TrainState => ({
       step,
@@ -362,8 +367,14 @@ async function runTraining(
         G: namedWeights(trainer.net.G),
         D: namedWeights(trainer.net.D),
         G_ema: namedWeights(trainer.gEma),
-        gOpt: await optimizerWeights(trainer.gOpt, trainer.net.G.trainableWeights.map((w) => w.originalName)),
-        dOpt: await optimizerWeights(trainer.dOpt, trainer.net.D.trainableWeights.map((w) => w.originalName)),
+        gOpt: await optimizerWeights(
+          trainer.gOpt,
+          trainer.net.G.trainableWeights.map((w) => w.originalName),
+        ),
+        dOpt: await optimizerWeights(
+          trainer.dOpt,
+          trainer.net.D.trainableWeights.map((w) => w.originalName),
+        ),
       };
       try {
         lastCheckpoint = await saveCheckpoint(runDir, state(), weights, options.keepCheckpoints);
@@ -466,7 +477,13 @@ async function runTraining(
   }
 }
 
-function nonFinite(which: 'D' | 'G', value: number, step: number, nimg: number, checkpoint: string): TrainingError {
+function nonFinite(
+  which: 'D' | 'G',
+  value: number,
+  step: number,
+  nimg: number,
+  checkpoint: string,
+): TrainingError {
   return new TrainingError(
     `${which} loss became ${value} at step ${step + 1} (${(nimg / 1000).toFixed(2)} kimg); training stopped. ` +
       (checkpoint

@@ -55,7 +55,8 @@ export async function loadRealSet(
     onProgress: control.onProgress,
     signal: control.signal,
   });
-  if (channels === 'auto' && images.channels === 3 && looksGrey(images, images.count)) images = firstChannel(images);
+  if (channels === 'auto' && images.channels === 3 && looksGrey(images, images.count))
+    images = firstChannel(images);
   return {
     images,
     labels: train.labels,

@@ -7,7 +7,9 @@ import { basename, extname, join, resolve } from 'node:path';
 
 /** A short, filesystem-safe name for a data source (`medmnist:pneumoniamnist@28` → `pneumoniamnist`). */
 export function dataName(source: string): string {
-  const s = source.startsWith('medmnist:') ? source.slice('medmnist:'.length).split('@')[0]! : basename(resolve(source), extname(source));
+  const s = source.startsWith('medmnist:')
+    ? source.slice('medmnist:'.length).split('@')[0]!
+    : basename(resolve(source), extname(source));
   const clean = s
     .replace(/_(\d+)_(resaved|reconstructed)$/, '')
     .replace(/[^\w.-]+/g, '-')

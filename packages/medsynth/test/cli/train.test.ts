@@ -29,7 +29,20 @@ after(async () => {
 
 describe('medsynth train / generate', () => {
   test('--dry-run prints the resolved options (preset + flags) and trains nothing', () => {
-    const r = cli('train', '--data', PNEUMONIA, '--model', 'acgan', '--preset', 'tiny', '--kimg', '3', '--dry-run', '--out', dir);
+    const r = cli(
+      'train',
+      '--data',
+      PNEUMONIA,
+      '--model',
+      'acgan',
+      '--preset',
+      'tiny',
+      '--kimg',
+      '3',
+      '--dry-run',
+      '--out',
+      dir,
+    );
     assert.equal(r.code, 0, r.stderr);
     const o = JSON.parse(r.stdout);
     assert.equal(o.model, 'acgan');
@@ -55,7 +68,18 @@ describe('medsynth train / generate', () => {
   });
 
   test('train → resume → generate: a synthetic set that loads like a real one', async () => {
-    const r = cli('train', '--data', PNEUMONIA, '--preset', 'tiny', '--kimg', '0.064', '--out', dir, '--json');
+    const r = cli(
+      'train',
+      '--data',
+      PNEUMONIA,
+      '--preset',
+      'tiny',
+      '--kimg',
+      '0.064',
+      '--out',
+      dir,
+      '--json',
+    );
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout);
     assert.equal(result.stoppedBy, 'kimg');
@@ -63,7 +87,18 @@ describe('medsynth train / generate', () => {
     assert.equal(more.code, 0, more.stderr);
     assert.equal(JSON.parse(more.stdout).step, 8);
     const synth = join(dir, 'synth');
-    const g = cli('generate', '--run', result.runDir, '--per-class', '5', '--out', synth, '--seeds', '100-199', '--json');
+    const g = cli(
+      'generate',
+      '--run',
+      result.runDir,
+      '--per-class',
+      '5',
+      '--out',
+      synth,
+      '--seeds',
+      '100-199',
+      '--json',
+    );
     assert.equal(g.code, 0, g.stderr);
     const ds = await openDataset({ source: synth });
     assert.deepEqual([...ds.classNames], ['normal', 'pneumonia']);
@@ -75,7 +110,24 @@ describe('medsynth train / generate', () => {
   test('SIGINT stops after the current step with a checkpoint that resumes', async () => {
     const child = spawn(
       process.execPath,
-      ['--conditions=source', '--import', 'tsx', entry, 'train', '--data', PNEUMONIA, '--preset', 'tiny', '--kimg', '1000', '--tick-kimg', '1000', '--out', join(dir, 'int'), '--json'],
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        entry,
+        'train',
+        '--data',
+        PNEUMONIA,
+        '--preset',
+        'tiny',
+        '--kimg',
+        '1000',
+        '--tick-kimg',
+        '1000',
+        '--out',
+        join(dir, 'int'),
+        '--json',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';

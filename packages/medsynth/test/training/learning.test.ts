@@ -65,7 +65,11 @@ test('a short cgan run on PneumoniaMNIST makes images a real-data classifier lab
     const real = await loadRealSet(options.data, 28, 'auto');
     const spec = ganSpecFor(options, real);
     const untrained = buildGan(spec);
-    const pre = await samples((z, l) => untrained.G.apply([z, l!], { training: false }) as tf.Tensor4D, spec.zDim, 100);
+    const pre = await samples(
+      (z, l) => untrained.G.apply([z, l!], { training: false }) as tf.Tensor4D,
+      spec.zDim,
+      100,
+    );
     untrained.G.dispose();
     untrained.D.dispose();
     const before = await classFidelity(judge, pre.images, pre.labels);
@@ -76,9 +80,16 @@ test('a short cgan run on PneumoniaMNIST makes images a real-data classifier lab
     generator.dispose();
     const afterTraining = await classFidelity(judge, post.images, post.labels);
 
-    assert.ok(before.accuracy <= 0.65, `untrained generator: fidelity ${before.accuracy} should be near chance`);
-    assert.ok(afterTraining.accuracy >= 0.8, `after ${r.kimg} kimg: fidelity ${afterTraining.accuracy} (before ${before.accuracy})`);
-    for (const c of afterTraining.perClass) assert.ok((c.accuracy ?? 0) >= 0.6, `class ${c.className}: ${c.accuracy}`);
+    assert.ok(
+      before.accuracy <= 0.65,
+      `untrained generator: fidelity ${before.accuracy} should be near chance`,
+    );
+    assert.ok(
+      afterTraining.accuracy >= 0.8,
+      `after ${r.kimg} kimg: fidelity ${afterTraining.accuracy} (before ${before.accuracy})`,
+    );
+    for (const c of afterTraining.perClass)
+      assert.ok((c.accuracy ?? 0) >= 0.6, `class ${c.className}: ${c.accuracy}`);
   } finally {
     judge.dispose();
   }

@@ -51,7 +51,12 @@ async function checkpointValues(runDir: string): Promise<Map<string, Float32Arra
 describe('GAN steps', () => {
   for (const model of ['dcgan', 'cgan', 'acgan'] as const) {
     test(`${model}: D and G steps change their own weights only, and leak no tensors`, async () => {
-      const options = tiny({ model, r1Gamma: model === 'cgan' ? 1 : 0, r1Interval: 2, augment: 'diffaugment' });
+      const options = tiny({
+        model,
+        r1Gamma: model === 'cgan' ? 1 : 0,
+        r1Interval: 2,
+        augment: 'diffaugment',
+      });
       const real = await loadRealSet(options.data, 28, 'auto');
       const trainer = new GanTrainer(options, ganSpecFor(options, real));
       const sampler = new BatchSampler(real, false);
@@ -95,10 +100,21 @@ describe('training loop', () => {
     assert.equal(r.kimg, 0.128);
     assert.equal(r.step, 8);
     const files = await readdir(r.runDir);
-    for (const f of ['options.json', 'run.json', 'stats.jsonl', 'reals.png', 'samples', 'checkpoints', 'result.json']) {
+    for (const f of [
+      'options.json',
+      'run.json',
+      'stats.jsonl',
+      'reals.png',
+      'samples',
+      'checkpoints',
+      'result.json',
+    ]) {
       assert.ok(files.includes(f), `${f} in ${files.join(',')}`);
     }
-    const stats = (await readFile(join(r.runDir, 'stats.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const stats = (await readFile(join(r.runDir, 'stats.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.deepEqual(
       stats.map((s: { step: number }) => s.step),
       [4, 8],
@@ -122,10 +138,22 @@ describe('training loop', () => {
     const b = await checkpointValues(resumed.runDir);
     assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
     for (const [k, v] of a) assert.deepEqual(b.get(k), v, `${k} differs after resume`);
-    const statsA = (await readFile(join(full.runDir, 'stats.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    const statsB = (await readFile(join(resumed.runDir, 'stats.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(statsB.map((s: { step: number }) => s.step), statsA.map((s: { step: number }) => s.step));
-    assert.deepEqual(statsB.map((s: { augmentP: number }) => s.augmentP), statsA.map((s: { augmentP: number }) => s.augmentP));
+    const statsA = (await readFile(join(full.runDir, 'stats.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const statsB = (await readFile(join(resumed.runDir, 'stats.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      statsB.map((s: { step: number }) => s.step),
+      statsA.map((s: { step: number }) => s.step),
+    );
+    assert.deepEqual(
+      statsB.map((s: { augmentP: number }) => s.augmentP),
+      statsA.map((s: { augmentP: number }) => s.augmentP),
+    );
     assert.ok(statsA.at(-1).augmentP !== 0, 'ADA moved p, so its state was part of the resume');
   });
 
@@ -145,7 +173,11 @@ describe('training loop', () => {
       assert.ok(e.message.includes(dir), 'names the checkpoint kept');
       return true;
     });
-    assert.deepEqual(await readdir(join(r.runDir, 'checkpoints')), before, 'no checkpoint written or removed');
+    assert.deepEqual(
+      await readdir(join(r.runDir, 'checkpoints')),
+      before,
+      'no checkpoint written or removed',
+    );
   });
 
   test('a truncated checkpoint is a CheckpointError naming the file', async () => {

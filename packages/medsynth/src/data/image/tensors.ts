@@ -13,7 +13,8 @@ export function imagesToFloat(images: ImageArray, indices?: ArrayLike<number>): 
   const scale = 2 / images.maxValue;
   for (let k = 0; k < count; k++) {
     const i = indices ? indices[k]! : k;
-    if (!(i >= 0 && i < images.count)) throw new RangeError(`image index ${i} out of range 0..${images.count - 1}`);
+    if (!(i >= 0 && i < images.count))
+      throw new RangeError(`image index ${i} out of range 0..${images.count - 1}`);
     const src = images.data.subarray(i * per, (i + 1) * per);
     const base = k * per;
     for (let j = 0; j < per; j++) out[base + j] = src[j]! * scale - 1;
