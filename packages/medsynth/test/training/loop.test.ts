@@ -129,7 +129,16 @@ describe('training loop', () => {
   });
 
   test('resume continues exactly: bit-identical to an uninterrupted run', async () => {
-    const base = { augment: 'ada', adaInterval: 1, adaSpeedKimg: 0.05, r1Gamma: 0.5, r1Interval: 3 } as const;
+    const base = {
+      augment: 'ada',
+      adaInterval: 1,
+      adaSpeedKimg: 0.05,
+      loss: 'hinge',
+      gLr: 2e-4,
+      dLr: 2e-4,
+      r1Gamma: 0.5,
+      r1Interval: 3,
+    } as const;
     const full = await trainGan(tiny({ ...base, kimg: 0.256 }));
     const half = await trainGan(tiny({ ...base, kimg: 0.128 }));
     const resumed = await resumeGan(half.runDir, { kimg: 0.256 });
