@@ -2,7 +2,18 @@
 // about a dozen, ReLU's as dy * cast(step(x)), a mean's as dy * ones / n). On libtorch each is one ATen
 // kernel, or a free broadcast view. The overrides apply only while the libtorch backend is active; on any
 // other backend the original gradient runs unchanged.
-import { engine, getGradient, registerGradient, unregisterGradient, util } from '@tensorflow/tfjs-core';
+import {
+  engine,
+  getGradient,
+  mul as tfMul,
+  registerGradient,
+  sigmoid as tfSigmoid,
+  square as tfSquare,
+  sub as tfSub,
+  tanh as tfTanh,
+  unregisterGradient,
+  util,
+} from '@tensorflow/tfjs-core';
 import type { GradFunc, KernelConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
 
 type NamedGradientMap = Record<string, () => Tensor>;
@@ -145,6 +156,20 @@ const fused: Record<string, Fused> = {
   },
 };
 
+/**
+ * Tanh and Sigmoid: TF.js differentiates them through a saved copy of the output, and the tape records that
+ * copy before the op itself, so a second-order gradient silently loses the path through it (an R1 penalty
+ * through a tanh or sigmoid would be wrong, on every backend). The wrapped gradients also save the input and,
+ * while a tape is recording, differentiate a recomputation from it: d tanh = 1 − tanh(x)², d σ = σ(x)(1 − σ(x)).
+ */
+const derivativeFromInput: Record<string, (x: Tensor) => Tensor> = {
+  Tanh: (x) => tfSub(1, tfSquare(tfTanh(x))),
+  Sigmoid: (x) => {
+    const s = tfSigmoid(x);
+    return tfMul(s, tfSub(1, s));
+  },
+};
+
 /** Our wrappers, to tell them from gradients registered (again) after us. */
 const wrappers = new WeakSet<GradFunc>();
 
@@ -158,11 +183,19 @@ export function installFusedGradients(): void {
   for (const [kernelName, fusedGrad] of Object.entries(fused)) {
     const original = getGradient(kernelName);
     if (original === undefined || wrappers.has(original.gradFunc)) continue;
-    const gradFunc: GradFunc = (dy, saved, attrs) => {
+    const fromInput = derivativeFromInput[kernelName];
+    const gradFunc: GradFunc = (dy, savedAll, attrs) => {
+      // With `fromInput`, the input x is saved ahead of the op's own saved tensors.
+      const saved = fromInput ? savedAll.slice(1) : savedAll;
       // A tape still recording while this gradient runs means a higher-order gradient (R1, WGAN-GP): the
       // fused kernels have no gradients of their own, so TF.js's differentiable gradient runs instead.
       const e = engine();
-      if (e.backendName === BACKEND_NAME && !Array.isArray(dy) && e.state.gradientDepth === 0) {
+      const higherOrder = e.state.gradientDepth > 0;
+      if (higherOrder && fromInput && !Array.isArray(dy)) {
+        const x = savedAll[0]!;
+        return { x: () => tfMul(dy, fromInput(x)) };
+      }
+      if (e.backendName === BACKEND_NAME && !Array.isArray(dy) && !higherOrder) {
         const grads = fusedGrad(dy, saved, attrs);
         if (grads !== null) return grads;
       }
@@ -170,6 +203,6 @@ export function installFusedGradients(): void {
     };
     wrappers.add(gradFunc);
     unregisterGradient(kernelName);
-    registerGradient({ ...original, gradFunc });
+    registerGradient({ ...original, ...(fromInput ? { inputsToSave: ['x'] } : {}), gradFunc });
   }
 }

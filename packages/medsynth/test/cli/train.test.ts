@@ -149,4 +149,57 @@ describe('medsynth train / generate', () => {
     assert.ok(result.step > 0);
     assert.match(result.checkpoint, /step-\d{7}$/);
   });
+
+  test('kill -9 mid-run loses at most one tick: --resume continues from the last checkpoint', async () => {
+    const runs = join(dir, 'killed');
+    const child = spawn(
+      process.execPath,
+      [
+        '--conditions=source',
+        '--import',
+        'tsx',
+        entry,
+        'train',
+        '--data',
+        PNEUMONIA,
+        '--preset',
+        'tiny',
+        '--kimg',
+        '1000',
+        '--tick-kimg',
+        '0.032',
+        '--out',
+        runs,
+        '--json',
+      ],
+      { stdio: 'ignore' },
+    );
+    // Wait for the second checkpoint, then kill without warning.
+    let runDir = '';
+    for (let i = 0; i < 1200; i++) {
+      const names = await readdir(runs).catch(() => [] as string[]);
+      if (names[0]) {
+        runDir = join(runs, names[0]);
+        const ckpts = await readdir(join(runDir, 'checkpoints')).catch(() => [] as string[]);
+        if (ckpts.filter((n) => n.startsWith('step-')).length >= 2) break;
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    child.kill('SIGKILL');
+    await new Promise((res) => child.on('close', res));
+    const latest = JSON.parse(await readFile(join(runDir, 'checkpoints', 'latest.json'), 'utf8'));
+    assert.ok(latest.step >= 4, `a checkpoint was written before the kill (step ${latest.step})`);
+    const r = cli('train', '--resume', runDir, '--kimg', String((latest.step * 16 + 64) / 1000), '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.step, latest.step + 4, 'continued from the checkpoint, not from scratch');
+    const stats = (await readFile(join(runDir, 'stats.jsonl'), 'utf8')).trim().split('\n');
+    const steps = stats.map((l) => (JSON.parse(l) as { step: number }).step);
+    assert.deepEqual(
+      steps,
+      [...steps].sort((a, b) => a - b),
+      'no duplicated or out-of-order stats lines',
+    );
+    assert.equal(new Set(steps).size, steps.length);
+  });
 });

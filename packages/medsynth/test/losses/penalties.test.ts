@@ -64,8 +64,8 @@ const SMOOTH: ParamSpec[] = [
 
 /**
  * conv → batch norm (batch statistics) → `act` → conv stride 2 → `act` → spatial mean → dense. Softplus: its
- * gradient saves its input. Tanh and sigmoid: theirs save their output, which TF.js's tape cannot differentiate
- * again (see the todo test).
+ * gradient saves its input. Tanh and sigmoid: TF.js's own gradients save their output, which its tape cannot
+ * differentiate again; tfjs-backend-libtorch's wrappers recompute from the input under a recording tape.
  */
 function smoothNet(p: Params, x: tf.Tensor4D, act: (t: tf.Tensor) => tf.Tensor = tf.softplus): tf.Tensor2D {
   const c1 = tf.conv2d(x, p['k1'] as tf.Tensor4D, 1, 'same');
@@ -315,25 +315,16 @@ function suite(backend: 'libtorch' | 'cpu'): void {
       ['tanh', tf.tanh],
       ['sigmoid', tf.sigmoid],
     ] as const) {
-      test(
-        `R1 through ${name}: weight gradient = finite differences`,
-        {
-          todo:
-            `TF.js: the ${name} gradient uses a clone of its output that is taped before the op itself, so a ` +
-            'second-order gradient silently loses that path (the same for Exp, Elu, Pow, Softmax, LogSoftmax, ' +
-            'MaxPool, Max, Min)',
-        },
-        () => {
-          const real = input('real');
-          const { rel } = penaltyGradientCase(
-            SMOOTH,
-            (p) => r1Penalty((x) => smoothNet(p, x, act), real),
-            1e-2,
-          );
-          assert.ok(rel < 1e-3, `relative error ${rel}`);
-          real.dispose();
-        },
-      );
+      test(`R1 through ${name}: weight gradient = finite differences (its gradient recomputed from the input)`, () => {
+        const real = input('real');
+        const { rel } = penaltyGradientCase(
+          SMOOTH,
+          (p) => r1Penalty((x) => smoothNet(p, x, act), real),
+          1e-2,
+        );
+        assert.ok(rel < 1e-3, `relative error ${rel}`);
+        real.dispose();
+      });
     }
 
     test('R1 of a LeakyReLU/ReLU conv net with sum pooling: weight gradient = finite differences', () => {
