@@ -19,6 +19,16 @@ function cli(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Starts a long tiny training run in the background (to be interrupted). */
+function spawnTrain(out: string, tickKimg: string, stdio: 'pipe' | 'ignore') {
+  const args = ['--data', PNEUMONIA, '--preset', 'tiny', '--kimg', '1000', '--tick-kimg', tickKimg];
+  return spawn(
+    process.execPath,
+    ['--conditions=source', '--import', 'tsx', entry, 'train', ...args, '--out', out, '--json'],
+    { stdio: ['ignore', stdio, stdio] },
+  );
+}
+
 let dir: string;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'medsynth-cli-train-'));
@@ -108,30 +118,9 @@ describe('medsynth train / generate', () => {
   });
 
   test('SIGINT stops after the current step with a checkpoint that resumes', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--conditions=source',
-        '--import',
-        'tsx',
-        entry,
-        'train',
-        '--data',
-        PNEUMONIA,
-        '--preset',
-        'tiny',
-        '--kimg',
-        '1000',
-        '--tick-kimg',
-        '1000',
-        '--out',
-        join(dir, 'int'),
-        '--json',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawnTrain(join(dir, 'int'), '1000', 'pipe');
     let stdout = '';
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout!.on('data', (d: Buffer) => {
       stdout += d.toString();
     });
     // Wait until training is under way (the run directory holds run.json), then interrupt.
@@ -152,28 +141,7 @@ describe('medsynth train / generate', () => {
 
   test('kill -9 mid-run loses at most one tick: --resume continues from the last checkpoint', async () => {
     const runs = join(dir, 'killed');
-    const child = spawn(
-      process.execPath,
-      [
-        '--conditions=source',
-        '--import',
-        'tsx',
-        entry,
-        'train',
-        '--data',
-        PNEUMONIA,
-        '--preset',
-        'tiny',
-        '--kimg',
-        '1000',
-        '--tick-kimg',
-        '0.032',
-        '--out',
-        runs,
-        '--json',
-      ],
-      { stdio: 'ignore' },
-    );
+    const child = spawnTrain(runs, '0.032', 'ignore');
     // Wait for the second checkpoint, then kill without warning.
     let runDir = '';
     for (let i = 0; i < 1200; i++) {
