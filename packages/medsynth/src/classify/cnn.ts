@@ -12,13 +12,16 @@
  * sub-streams (`init`, `data`, `augment`, `dropout`) of the seed — same seed, same backend and threads →
  * same weights and predictions.
  */
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { resolveOptions } from '../config/data-options.js';
 import { imagesToFloat } from '../data/image/tensors.js';
 import type { ImageArray } from '../data/types.js';
-import { DatasetError, TrainingError } from '../runtime/errors.js';
+import { CheckpointError, DatasetError, TrainingError } from '../runtime/errors.js';
+import { writeFileAtomic } from '../runtime/fs.js';
 import type { RunControl } from '../runtime/progress.js';
 import { Rng } from '../runtime/random.js';
 import { argmaxRows, confusionMatrix, evaluateConfusion } from './evaluation.js';
@@ -248,6 +251,29 @@ async function probabilities(
   return out;
 }
 
+/** Penultimate-layer features (the globally pooled body output) of `images`, batch by batch: `[N, C]`. */
+async function bodyFeatures(net: CnnNetworks, images: ImageArray, batchSize: number): Promise<Float32Array> {
+  const dim = (net.head.inputs[0]!.shape[1] ?? 0) as number;
+  const out = new Float32Array(images.count * dim);
+  for (let start = 0; start < images.count; start += batchSize) {
+    const n = Math.min(batchSize, images.count - start);
+    const idx = Int32Array.from({ length: n }, (_, i) => start + i);
+    const x = imagesToFloat(images, idx);
+    const f = tf.tidy(
+      () =>
+        net.body.apply(tf.tensor4d(x, [n, images.height, images.width, images.channels]), {
+          training: false,
+        }) as tf.Tensor2D,
+    );
+    try {
+      out.set((await f.data()) as Float32Array, start * dim);
+    } finally {
+      f.dispose();
+    }
+  }
+  return out;
+}
+
 /** Mean class-weighted negative log-likelihood of the labels under `proba`. */
 function weightedNll(proba: Float32Array, labels: Int32Array, weights: Float64Array): number {
   const k = weights.length;
@@ -300,6 +326,46 @@ export class TrainedCnn implements TrainedClassifier {
     if (!(Number.isInteger(batchSize) && batchSize >= 1))
       throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
     return probabilities(net, this.classNames.length, images, batchSize);
+  }
+
+  /** Width of the penultimate layer (the features `features` returns). */
+  get featureDim(): number {
+    return (this.#networks().head.inputs[0]!.shape[1] ?? 0) as number;
+  }
+
+  /**
+   * Penultimate-layer features (global average pool of the last conv block, before dropout and the dense
+   * head), inference mode: row-major `[N, featureDim]`.
+   */
+  async features(images: ImageArray, batchSize = this.options.predictBatchSize): Promise<Float32Array> {
+    const net = this.#networks();
+    checkImages(images, 'images', true);
+    checkShape(images, this.inputShape, 'images');
+    return bodyFeatures(net, images, batchSize);
+  }
+
+  /**
+   * Writes the classifier to `dir` (created; files replaced atomically): `classifier.json` (what `describe()`
+   * returns, plus the weights' shapes) and `weights.bin`. `loadCnn(dir)` restores it exactly.
+   */
+  async save(dir: string): Promise<void> {
+    const net = this.#networks();
+    const weights = [...net.body.weights, ...net.head.weights];
+    const { data, specs } = await tf.io.encodeWeights(
+      weights.map((w, i) => ({ name: `w${i}`, tensor: w.read() })),
+    );
+    await mkdir(dir, { recursive: true });
+    await writeFileAtomic(join(dir, CNN_WEIGHTS), new Uint8Array(data as ArrayBuffer));
+    const file = { format: CNN_FORMAT, version: 1, ...this.describe(), weights: specs };
+    await writeFileAtomic(join(dir, CNN_JSON), `${JSON.stringify(file, null, 1)}\n`);
+  }
+
+  /**
+   * Penultimate-layer features of a prepared batch `[n, h, w, c]` (the input shape, values in [-1, 1]),
+   * inference mode. Synchronous; call it inside `tf.tidy`.
+   */
+  embed(x: tf.Tensor4D): tf.Tensor2D {
+    return this.#networks().body.apply(x, { training: false }) as tf.Tensor2D;
   }
 
   async predict(images: ImageArray, batchSize?: number): Promise<Int32Array> {
@@ -552,4 +618,72 @@ export async function trainCnn(
       net.head.dispose();
     }
   }
+}
+
+const CNN_FORMAT = 'medsynth-cnn';
+const CNN_JSON = 'classifier.json';
+const CNN_WEIGHTS = 'weights.bin';
+
+/** Restores a classifier written by `TrainedCnn.save(dir)`. Missing or mismatched files → `CheckpointError`. */
+export async function loadCnn(dir: string): Promise<TrainedCnn> {
+  const jsonPath = join(dir, CNN_JSON);
+  let file: CnnSummary & { format: string; weights: tf.io.WeightsManifestEntry[] };
+  let bytes: Buffer;
+  try {
+    file = JSON.parse(await readFile(jsonPath, 'utf8')) as typeof file;
+    bytes = await readFile(join(dir, CNN_WEIGHTS));
+  } catch (e) {
+    throw new CheckpointError('cannot read a saved classifier', { file: dir, cause: e });
+  }
+  if (file.format !== CNN_FORMAT)
+    throw new CheckpointError('not a medsynth classifier', {
+      file: jsonPath,
+      field: 'format',
+      found: String(file.format),
+    });
+  const o = resolveCnnOptions(file.options);
+  const net = buildNetworks(file.inputShape, file.classNames.length, file.blocks, o);
+  const weights = [...net.body.weights, ...net.head.weights];
+  try {
+    const map = tf.io.decodeWeights(
+      bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+      file.weights,
+    );
+    try {
+      if (file.weights.length !== weights.length)
+        throw new CheckpointError('the saved weights do not fit the network', {
+          file: jsonPath,
+          expected: `${weights.length} tensors`,
+          found: `${file.weights.length}`,
+        });
+      weights.forEach((w, i) => {
+        const t = map[`w${i}`]!;
+        if (t.shape.join('x') !== w.shape.join('x'))
+          throw new CheckpointError(`weight ${i} has another shape`, {
+            file: jsonPath,
+            expected: w.shape.join('×'),
+            found: t.shape.join('×'),
+          });
+        (w.read() as tf.Variable).assign(t);
+      });
+    } finally {
+      tf.dispose(Object.values(map));
+    }
+  } catch (e) {
+    net.body.dispose();
+    net.head.dispose();
+    throw e;
+  }
+  return new TrainedCnn(
+    net,
+    file.classNames,
+    file.inputShape,
+    file.blocks,
+    o,
+    file.trainCount,
+    file.history,
+    file.bestEpoch,
+    file.stoppedEarly,
+    file.trainSeconds,
+  );
 }

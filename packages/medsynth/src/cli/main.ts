@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { isMedsynthError } from '../runtime/errors.js';
 import { registerDataCommands } from './data.js';
 import { registerDoctorCommand } from './doctor.js';
+import { registerEvaluateCommand } from './evaluate.js';
 import { registerGenerateCommand } from './generate.js';
 import { registerTrainCommand } from './train.js';
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerDoctorCommand(program);
   registerTrainCommand(program);
   registerGenerateCommand(program);
+  registerEvaluateCommand(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

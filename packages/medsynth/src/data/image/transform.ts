@@ -165,3 +165,28 @@ export function packImages(images: readonly RawImage[], ids: readonly string[] =
   });
   return { data, count: images.length, height, width, channels, maxValue: is16 ? 65535 : 255 };
 }
+
+/** Image `i` of an array, as a view (no copy). */
+export function unpackImage(images: ImageArray, i: number): RawImage {
+  const per = images.height * images.width * images.channels;
+  return {
+    width: images.width,
+    height: images.height,
+    channels: images.channels,
+    data: images.data.subarray(i * per, (i + 1) * per),
+  };
+}
+
+/** Images `indices` of an array, copied into a new array. */
+export function pickImages(images: ImageArray, indices: ArrayLike<number>): ImageArray {
+  const per = images.height * images.width * images.channels;
+  const data =
+    images.data instanceof Uint16Array
+      ? new Uint16Array(indices.length * per)
+      : new Uint8Array(indices.length * per);
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k]!;
+    data.set(images.data.subarray(i * per, (i + 1) * per), k * per);
+  }
+  return { ...images, data, count: indices.length };
+}

@@ -1,0 +1,366 @@
+/**
+ * `evaluateSources`: the whole evaluation from paths — what `medsynth evaluate` runs.
+ * - Real images: a dataset (`real`); the reference is its `train` split (what a generator learns from),
+ *   the held-out set its `test` split (both configurable).
+ * - Synthetic images: a training run directory (images are generated from its latest checkpoint: by
+ *   default as many per class as the held-out split has, so the floor comparison uses the same N), or a
+ *   saved synthetic set / any dataset source (every image, labels matched to the real classes by name;
+ *   a medsynth manifest, when present, gives each image's class).
+ * - Shape: everything is compared at the synthetic images' size and channels (the run's, or the set's first
+ *   image's) unless `size`/`channels` say otherwise; real images are resampled on loading (lanczos3), which
+ *   is also how a run's training images were made. Real and synthetic images with different channels are an
+ *   error unless `channels` is given (then both are converted).
+ */
+import { access, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { resolveOptions } from '../config/data-options.js';
+import { DataOptionsSchema, type DataOptionsInput } from '../config/data-options.js';
+import { type Dataset, Split } from '../data/dataset.js';
+import { openDataset } from '../data/source.js';
+import type { ImageArray, SplitName } from '../data/types.js';
+import { makePlan } from '../generate/plan.js';
+import { generateImages } from '../generate/sample.js';
+import { readManifest } from '../generate/export.js';
+import type { SamplingGenerator } from '../models/types.js';
+import { ConfigError, DatasetError } from '../runtime/errors.js';
+import type { RunControl } from '../runtime/progress.js';
+import { loadGenerator } from '../training/load-run.js';
+import { readRunOptions } from '../training/loop.js';
+import { cachedFeatures, evaluationCacheDir, splitKey } from './features/cache.js';
+import { domainExtractor, type DomainExtractorInput } from './features/domain.js';
+import { loadInceptionExtractor } from './features/inception.js';
+import type { FeatureExtractor } from './features/types.js';
+import { evaluateSets, type EvaluationOptions, type EvaluationResult, type LabelledSet } from './evaluate.js';
+
+export interface EvaluateSourcesOptions extends EvaluationOptions {
+  /** The real dataset; optional when `fake` is a run directory (its training data is used). */
+  readonly real?: DataOptionsInput | string | undefined;
+  /** A run directory, a synthetic set (folder or .npz) or any dataset source. */
+  readonly fake: string;
+  /** Real reference split (default `train`). */
+  readonly realSplit?: SplitName | undefined;
+  /** Held-out real split for privacy and the floor (default `test`; `none` to skip). */
+  readonly holdoutSplit?: SplitName | 'none' | undefined;
+  readonly size?: number | undefined;
+  readonly channels?: 1 | 3 | undefined;
+  /** Synthetic images to generate from a run, in total, spread over classes like the held-out split. */
+  readonly fakeCount?: number | undefined;
+  /** Run checkpoint (default the latest) and truncation ψ for generated images. */
+  readonly checkpoint?: string | undefined;
+  readonly truncation?: number | undefined;
+  /** Treat the synthetic images as unlabelled (overall metrics only). */
+  readonly unlabelledFake?: boolean | undefined;
+  /** `domain` (default) or `inception:<path>`. */
+  readonly extractor?: string | undefined;
+  readonly domain?: DomainExtractorInput | undefined;
+  /** Cache root (default `$MEDSYNTH_CACHE` or ~/.cache/medsynth). */
+  readonly cacheDir?: string | undefined;
+}
+
+export interface SourceEvaluation {
+  readonly result: EvaluationResult;
+  readonly classNames: readonly string[];
+  readonly extractor: FeatureExtractor['info'];
+  readonly real: {
+    readonly source: string;
+    readonly split: SplitName;
+    readonly count: number;
+    readonly classCounts: number[];
+  };
+  readonly holdout: {
+    readonly split: SplitName;
+    readonly count: number;
+    readonly classCounts: number[];
+  } | null;
+  readonly fake: {
+    readonly source: string;
+    readonly kind: 'run' | 'set';
+    readonly count: number;
+    readonly classCounts: number[] | null;
+    readonly detail: string;
+  };
+  readonly shape: readonly [number, number, 1 | 3];
+  /** The loaded images, for pictures (grids, closest pairs). */
+  readonly images: {
+    readonly real: LabelledSet;
+    readonly fake: LabelledSet;
+    readonly holdout: LabelledSet | null;
+  };
+  readonly featureCache: { readonly real: boolean; readonly holdout: boolean | null };
+}
+
+async function isRunDir(path: string): Promise<boolean> {
+  try {
+    await access(join(path, 'options.json'));
+    return (await stat(join(path, 'checkpoints'))).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function counts(labels: Int32Array | null, k: number): number[] | null {
+  if (!labels) return null;
+  const c = new Array<number>(k).fill(0);
+  for (const l of labels) c[l]!++;
+  return c;
+}
+
+/** `total` spread over classes in proportion to `weights` (largest remainder). */
+export function proportionalCounts(total: number, weights: readonly number[]): number[] {
+  const sum = weights.reduce((a, b) => a + b, 0);
+  const exact = weights.map((w) => (sum > 0 ? (total * w) / sum : total / weights.length));
+  const out = exact.map(Math.floor);
+  let left = total - out.reduce((a, b) => a + b, 0);
+  const order = exact.map((e, i) => [e - Math.floor(e), i] as const).sort((a, b) => b[0] - a[0]);
+  for (const [, i] of order) {
+    if (left <= 0) break;
+    out[i]!++;
+    left--;
+  }
+  return out;
+}
+
+/** Images generated from a run: class by class, `perClass[k]` of class k (seeds 0, 1, 2… in plan order). */
+async function generateFromRun(
+  generator: SamplingGenerator,
+  perClass: readonly number[],
+  truncation: number | undefined,
+  control: RunControl,
+): Promise<LabelledSet> {
+  const unconditional = !generator.conditional;
+  const g: SamplingGenerator = unconditional
+    ? { ...generator, numClasses: 1, classNames: ['all'] }
+    : generator;
+  const total = perClass.reduce((a, b) => a + b, 0);
+  const plan = makePlan(
+    unconditional
+      ? { kind: 'per-class', count: total }
+      : { kind: 'counts', counts: generator.classNames.map((key, k) => ({ key, count: perClass[k]! })) },
+    g.classNames,
+  );
+  const chunks: ImageArray[] = [];
+  const labels: number[] = [];
+  for await (const batch of generateImages(g, plan, { ...control, truncation, phase: 'generate' })) {
+    chunks.push(batch.images);
+    labels.push(...batch.labels);
+  }
+  const first = chunks[0]!;
+  const per = first.height * first.width * first.channels;
+  const data = new Uint8Array(total * per);
+  let at = 0;
+  for (const c of chunks) {
+    data.set(c.data as Uint8Array, at);
+    at += c.data.length;
+  }
+  return {
+    images: { ...first, data, count: total },
+    labels: unconditional ? null : Int32Array.from(labels),
+  };
+}
+
+/** Maps a synthetic set's labels to the real class indices, by class name (a manifest's names when present). */
+async function fakeLabels(ds: Dataset, fake: string, realNames: readonly string[]): Promise<Int32Array> {
+  let names: (string | undefined)[];
+  try {
+    const manifest = await readManifest(fake);
+    const byId = new Map(manifest.images.map((im) => [im.id, im.class]));
+    names = ds.listing.samples.map((s) => byId.get(s.id));
+  } catch {
+    names = ds.listing.samples.map((s) => ds.classNames[s.label]);
+  }
+  const index = new Map(realNames.map((n, i) => [n, i]));
+  const unknown = [...new Set(names.filter((n) => n === undefined || !index.has(n)))];
+  if (unknown.length > 0) {
+    throw new DatasetError('the synthetic images have classes the real dataset does not', {
+      file: fake,
+      expected: `classes among ${realNames.join(', ')}`,
+      found: unknown.map(String).join(', '),
+    });
+  }
+  return Int32Array.from(names, (n) => index.get(n!)!);
+}
+
+async function makeExtractor(
+  o: EvaluateSourcesOptions,
+  real: Dataset,
+  shape: readonly [number, number, 1 | 3],
+  cacheRoot: string,
+): Promise<FeatureExtractor> {
+  const spec = o.extractor ?? 'domain';
+  if (spec === 'domain') return domainExtractor(real, shape, cacheRoot, o.domain ?? {}, o);
+  if (spec.startsWith('inception:') && spec.length > 'inception:'.length)
+    return loadInceptionExtractor(spec.slice('inception:'.length));
+  throw new ConfigError('unknown feature extractor', {
+    field: '--extractor',
+    expected: 'domain or inception:<model folder or model.json>',
+    found: spec,
+  });
+}
+
+/** Loads, generates, extracts and evaluates (see the module comment). The caller writes the outputs. */
+export async function evaluateSources(o: EvaluateSourcesOptions): Promise<SourceEvaluation> {
+  const control: RunControl = { onProgress: o.onProgress, signal: o.signal };
+  const fakePath = resolve(o.fake);
+  const run = await isRunDir(fakePath);
+  const runOptions = run ? await readRunOptions(fakePath) : null;
+  const realInput = o.real ?? runOptions?.data;
+  if (realInput === undefined)
+    throw new ConfigError('the real dataset is needed (only a run directory knows its own)', {
+      field: '--real',
+    });
+  const realOptions = resolveOptions(
+    DataOptionsSchema,
+    typeof realInput === 'string' ? { source: realInput } : realInput,
+    'real',
+  );
+  const realDs = await openDataset(
+    { ...realOptions, ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}) },
+    control,
+  );
+  const classNames = realDs.classNames;
+  const K = classNames.length;
+  const realSplitName = o.realSplit ?? 'train';
+  const holdoutName = o.holdoutSplit ?? 'test';
+  const realSplit = realDs.split(realSplitName);
+  const holdoutSplit = holdoutName === 'none' ? null : realDs.split(holdoutName);
+  if (holdoutSplit && holdoutSplit.size === 0)
+    throw new DatasetError(`the ${holdoutName} split is empty`, { field: '--holdout-split' });
+
+  // The synthetic side: from a run, or a set on disk.
+  let fakeImages: LabelledSet;
+  let fakeDs: Dataset | null = null;
+  let fakeShape: [number, number, 1 | 3];
+  let detail: string;
+  let generator: SamplingGenerator | null = null;
+  try {
+    if (run) {
+      const loaded = await loadGenerator(fakePath, o.checkpoint ? { checkpoint: o.checkpoint } : {});
+      generator = loaded.generator;
+      const { spec } = loaded.run;
+      fakeShape = [spec.size, spec.size, spec.channels as 1 | 3];
+      detail = `generated from ${loaded.run.network} of ${loaded.run.checkpoint} (step ${loaded.run.step}, ${loaded.run.kimg.toFixed(1)} kimg)`;
+      if (generator.conditional && generator.classNames.join('\n') !== classNames.join('\n'))
+        throw new DatasetError("the run's classes differ from the real dataset's", {
+          file: fakePath,
+          expected: classNames.join(', '),
+          found: generator.classNames.join(', '),
+        });
+    } else {
+      fakeDs = await openDataset({ source: fakePath }, control);
+      const first = await fakeDs.listing.read(0);
+      fakeShape = [first.height, first.width, first.channels];
+      detail = `${fakeDs.listing.samples.length} images from ${fakeDs.location}`;
+    }
+    const realFirst = await realSplit.read(0);
+    if (o.channels === undefined && realFirst.channels !== fakeShape[2])
+      throw new DatasetError(
+        'real and synthetic images have different channels; pass --channels 1 or 3 to convert both',
+        {
+          field: '--channels',
+          expected: `${realFirst.channels} (real)`,
+          found: `${fakeShape[2]} (synthetic)`,
+        },
+      );
+    const shape: [number, number, 1 | 3] = [
+      o.size ?? fakeShape[0],
+      o.size ?? fakeShape[1],
+      o.channels ?? fakeShape[2],
+    ];
+    const load = { size: [shape[0], shape[1]] as const, channels: shape[2], ...control };
+    if (run && (shape[0] !== fakeShape[0] || shape[1] !== fakeShape[1] || shape[2] !== fakeShape[2])) {
+      throw new ConfigError('--size/--channels must match the run when its images are generated', {
+        field: o.size !== undefined ? '--size' : '--channels',
+        expected: `${fakeShape[0]} px, ${fakeShape[2]} channel(s)`,
+        found: `${shape[0]} px, ${shape[2]} channel(s)`,
+      });
+    }
+
+    const cacheRoot = evaluationCacheDir(o.cacheDir);
+    const extractor = await makeExtractor(o, realDs, shape, cacheRoot);
+    try {
+      const realSet: LabelledSet = {
+        images: await realSplit.load(load),
+        labels: Int32Array.from(realSplit.labels),
+      };
+      const holdoutSet: LabelledSet | null = holdoutSplit
+        ? { images: await holdoutSplit.load(load), labels: Int32Array.from(holdoutSplit.labels) }
+        : null;
+      if (generator) {
+        const weights = (holdoutSplit ?? realSplit).classCounts();
+        const total = o.fakeCount ?? (holdoutSplit ?? realSplit).size;
+        fakeImages = await generateFromRun(
+          generator,
+          proportionalCounts(total, weights),
+          o.truncation,
+          control,
+        );
+      } else {
+        const ds = fakeDs!;
+        const all = new Split(ds, 'synthetic', Int32Array.from(ds.listing.samples.keys()));
+        const labels = o.unlabelledFake ? null : await fakeLabels(ds, fakePath, classNames);
+        fakeImages = { images: await all.load(load), labels };
+      }
+      const sizeTag = `${shape[0]}x${shape[1]}x${shape[2]}`;
+      const realCached = await cachedFeatures(
+        cacheRoot,
+        extractor,
+        `${await splitKey(realSplit)}-${realSplitName}-${sizeTag}`,
+        async () => realSet.images,
+        control,
+      );
+      const holdoutCached = holdoutSplit
+        ? await cachedFeatures(
+            cacheRoot,
+            extractor,
+            `${await splitKey(holdoutSplit)}-${holdoutName}-${sizeTag}`,
+            async () => holdoutSet!.images,
+            control,
+          )
+        : null;
+      const result = await evaluateSets(
+        {
+          classNames,
+          real: realSet,
+          fake: fakeImages,
+          holdout: holdoutSet ?? undefined,
+          extractor,
+          realFeatures: realCached.features,
+          holdoutFeatures: holdoutCached?.features,
+        },
+        o,
+      );
+      return {
+        result,
+        classNames,
+        extractor: extractor.info,
+        real: {
+          source: realDs.location,
+          split: realSplitName,
+          count: realSplit.size,
+          classCounts: realSplit.classCounts(),
+        },
+        holdout: holdoutSplit
+          ? {
+              split: holdoutName as SplitName,
+              count: holdoutSplit.size,
+              classCounts: holdoutSplit.classCounts(),
+            }
+          : null,
+        fake: {
+          source: fakePath,
+          kind: run ? 'run' : 'set',
+          count: fakeImages.images.count,
+          classCounts: counts(fakeImages.labels, K),
+          detail,
+        },
+        shape,
+        images: { real: realSet, fake: fakeImages, holdout: holdoutSet },
+        featureCache: { real: realCached.cached, holdout: holdoutCached?.cached ?? null },
+      };
+    } finally {
+      extractor.dispose();
+    }
+  } finally {
+    generator?.dispose();
+  }
+}
