@@ -534,8 +534,8 @@ export async function writeSyntheticSet(
   const seeds: number[] = [];
   const sink =
     layout === 'folder' ? await folderSink(out, plan, folders!) : await npzSink(out, plan, generator);
+  let pending: Promise<void> | undefined;
   try {
-    let pending: Promise<void> | undefined;
     for await (const batch of generateImages(generator, plan, {
       seeds: options.seeds,
       truncation,
@@ -580,6 +580,8 @@ export async function writeSyntheticSet(
       tfjsVersion: backend?.tfjsVersion ?? null,
     });
   } catch (e) {
+    // A batch still being written must finish before its staging folder is removed.
+    await pending?.catch(() => undefined);
     await sink.abort();
     throw e;
   }
