@@ -69,3 +69,35 @@ export { classFidelity, type ClassFidelityResult, trainJudge } from './metrics/c
 export type { ProgressCallback, ProgressEvent, RunControl } from './runtime/progress.js';
 export { Rng, zFromSeed } from './runtime/random.js';
 export { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './runtime/wasm-kernels.js';
+export type { ExtractorInfo, FeatureExtractor, FeatureMatrix } from './metrics/features/types.js';
+export {
+  domainExtractor,
+  DomainExtractorSchema,
+  type DomainExtractorInput,
+} from './metrics/features/domain.js';
+export { loadInceptionExtractor, type InceptionOptions } from './metrics/features/inception.js';
+export { frechetDistance, frechetWithSpread, type FrechetResult, gaussianStats } from './metrics/frechet.js';
+export { kid, type KidResult, mmd2Unbiased } from './metrics/kid.js';
+export { prdc, type Prdc } from './metrics/prdc.js';
+export { msSsimDiversity, msSsimPairs, type MsSsimDiversity } from './metrics/ms-ssim.js';
+export { privacyCheck, type PrivacyResult } from './metrics/privacy.js';
+export { linalgImplementation } from './metrics/linalg.js';
+export {
+  type Comparison,
+  METRIC_NAMES,
+  METRICS,
+  type MetricDefinition,
+  type MetricName,
+  type MetricRecord,
+  type MetricSettings,
+} from './metrics/registry.js';
+export {
+  DEFAULT_SETTINGS as DEFAULT_METRIC_SETTINGS,
+  evaluateSets,
+  type EvaluationInput,
+  type EvaluationOptions,
+  type EvaluationResult,
+  type LabelledSet,
+} from './metrics/evaluate.js';
+export { evaluateSources, type EvaluateSourcesOptions, type SourceEvaluation } from './metrics/sources.js';
+export { evaluationJson, writeEvaluation, type WrittenEvaluation } from './metrics/write-evaluation.js';

@@ -18,6 +18,8 @@ export type AtenResult = Handle | Handle[] | number | boolean | null;
 export const DTYPE_CODE = { float32: 0, int32: 1, bool: 2 } as const;
 export type NativeDtype = keyof typeof DTYPE_CODE;
 export const CODE_DTYPE: readonly NativeDtype[] = ['float32', 'int32', 'bool'];
+/** float64: no TF.js dtype, for statistics done outside TF.js (see float64.ts). */
+export const FLOAT64_CODE = 3;
 
 export interface LibtorchInfo {
   version: string;
@@ -29,7 +31,12 @@ export interface LibtorchInfo {
 }
 
 export interface Addon {
-  fromBuffer(values: Float32Array | Int32Array | Uint8Array, shape: readonly number[], dtype: number): Handle;
+  fromBuffer(
+    values: Float32Array | Int32Array | Uint8Array | Float64Array,
+    shape: readonly number[],
+    dtype: number,
+  ): Handle;
+  /** A Float64Array only for a float64 tensor, which only `call(…, true)` returns. */
   toBuffer(h: Handle): Float32Array | Int32Array | Uint8Array;
   toBufferAsync(h: Handle): Promise<Float32Array | Int32Array | Uint8Array>;
   dispose(h: Handle): void;
@@ -41,7 +48,8 @@ export interface Addon {
   liveCount(): number;
   op(name: string, overload: string): number;
   schema(id: number): string;
-  call(id: number, args: readonly AtenArg[]): AtenResult;
+  /** Results are narrowed to TF.js dtypes (float64 to float32, int64 to int32) unless `keepFloat64`. */
+  call(id: number, args: readonly AtenArg[], keepFloat64?: boolean): AtenResult;
   setNumThreads(n: number): void;
   setDevice(device: string): void;
   info(): LibtorchInfo;

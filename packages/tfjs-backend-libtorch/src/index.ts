@@ -10,6 +10,13 @@ import { cpuFallbackKernels } from './kernels/cpu-fallback.js';
 export { BACKEND_NAME, LibtorchBackend } from './backend.js';
 export { loadAddon, aten, type Addon, type AtenArg, type Handle, type LibtorchInfo } from './addon.js';
 export { kernelConfigs } from './kernels/index.js';
+export {
+  covariance64,
+  matmul64,
+  symmetricEigen64,
+  symmetricEigenvalues64,
+  type MeanCovariance,
+} from './float64.js';
 
 export interface LibtorchOptions {
   /** Intra-op threads. Default: $MEDSYNTH_THREADS, else $OMP_NUM_THREADS, else all available cores. */

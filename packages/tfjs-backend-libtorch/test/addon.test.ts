@@ -95,3 +95,20 @@ test('libtorch-config finds Debian libtorch and names what is wrong with a bad L
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /LIBTORCH=\/nonexistent\/libtorch has no include\/torch folder/);
 });
+
+test('float64 crosses bit for bit; operators narrow it to float32 unless asked to keep it', () => {
+  const before = addon.liveCount();
+  const values = new Float64Array([1 + 2 ** -40, -3.25, 1e-300]);
+  const h = addon.fromBuffer(values, [3], 3);
+  assert.deepEqual([...(addon.toBuffer(h) as unknown as Float64Array)], [...values]);
+  const id = addon.op('aten::mul', 'Scalar');
+  const narrowed = addon.call(id, [h, 2]) as Handle;
+  const kept = addon.call(id, [h, 2], true) as Handle;
+  assert.ok(addon.toBuffer(narrowed) instanceof Float32Array);
+  assert.deepEqual(
+    [...(addon.toBuffer(kept) as unknown as Float64Array)],
+    [...values].map((v) => v * 2),
+  );
+  for (const x of [h, narrowed, kept]) addon.dispose(x);
+  assert.equal(addon.liveCount(), before);
+});

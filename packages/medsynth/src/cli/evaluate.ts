@@ -275,6 +275,8 @@ export function formatEvaluation(ev: SourceEvaluation, out: string | null): stri
     );
   }
   for (const w of result.warnings) lines.push(`warning: ${w}`);
-  lines.push(`time ${formatSeconds(result.seconds)}${out ? `; written to ${out}` : ''}`);
+  lines.push(
+    `time ${formatSeconds(ev.seconds)} (metrics ${formatSeconds(result.seconds)})${out ? `; written to ${out}` : ''}`,
+  );
   return lines.join('\n');
 }

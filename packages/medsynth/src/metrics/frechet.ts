@@ -5,15 +5,21 @@
  *
  * with sample covariances (ddof = 1), all in float64. Tr((Σ₁Σ₂)^½) is computed without a general matrix
  * square root: Σ₁Σ₂ is similar to the symmetric PSD matrix A = Σ₁^½ Σ₂ Σ₁^½, so the trace is Σ √λᵢ(A).
- * Both Σ₁^½ and λ(A) come from symmetric eigendecompositions (ml-matrix's Householder tridiagonalisation +
- * QL, as in EISPACK/JAMA); eigenvalues that rounding leaves slightly negative are clamped to 0.
+ * Both Σ₁^½ and λ(A) come from symmetric eigendecompositions (LAPACK through libtorch when that is the
+ * backend, else ml-matrix; see linalg.ts); eigenvalues that rounding leaves slightly negative are clamped to 0.
  * With the feature sets of torch-fidelity/clean-fid this equals their `scipy.linalg.sqrtm` value.
  *
  * FD is biased: it grows as N shrinks. Compare values only at equal N, and read the bootstrap spread.
  */
-import { EigenvalueDecomposition, Matrix as MlMatrix } from 'ml-matrix';
 import { Rng } from '../runtime/random.js';
 import type { Matrix } from './distances.js';
+import {
+  linalgImplementation,
+  matmul,
+  meanCovariance,
+  symmetricEigen,
+  symmetricEigenvalues,
+} from './linalg.js';
 
 export interface GaussianStats {
   readonly n: number;
@@ -28,59 +34,36 @@ export interface GaussianStats {
  * times (a bootstrap resample without copying rows).
  */
 export function gaussianStats(m: Matrix, counts?: Int32Array): GaussianStats {
-  const d = m.cols;
-  const n = counts ? counts.reduce((s, c) => s + c, 0) : m.rows;
-  const mean = new Float64Array(d);
-  for (let i = 0; i < m.rows; i++) {
-    const w = counts ? counts[i]! : 1;
-    if (w === 0) continue;
-    const base = i * d;
-    for (let j = 0; j < d; j++) mean[j]! += w * m.data[base + j]!;
-  }
-  for (let j = 0; j < d; j++) mean[j]! /= Math.max(1, n);
-  const cov = new Float64Array(d * d);
-  const row = new Float64Array(d);
-  for (let i = 0; i < m.rows; i++) {
-    const w = counts ? counts[i]! : 1;
-    if (w === 0) continue;
-    const base = i * d;
-    for (let j = 0; j < d; j++) row[j] = m.data[base + j]! - mean[j]!;
-    for (let a = 0; a < d; a++) {
-      const va = w * row[a]!;
-      if (va === 0) continue;
-      const off = a * d;
-      for (let b = a; b < d; b++) cov[off + b]! += va * row[b]!;
-    }
-  }
-  const denom = Math.max(1, n - 1);
-  for (let a = 0; a < d; a++) {
-    for (let b = a; b < d; b++) {
-      const v = cov[a * d + b]! / denom;
-      cov[a * d + b] = v;
-      cov[b * d + a] = v;
-    }
-  }
-  return { n, dim: d, mean, cov };
-}
-
-function toMl(d: number, data: Float64Array): MlMatrix {
-  return MlMatrix.from1DArray(d, d, data);
-}
-
-function symmetricEigen(m: MlMatrix): { values: number[]; vectors: MlMatrix } {
-  const e = new EigenvalueDecomposition(m, { assumeSymmetric: true });
-  return { values: e.realEigenvalues, vectors: e.eigenvectorMatrix };
+  const { n, mean, cov } = meanCovariance(m, counts);
+  return { n, dim: m.cols, mean, cov };
 }
 
 /** Tr((Σ₁Σ₂)^½) for symmetric PSD Σ₁, Σ₂ (see the module comment). */
 export function traceSqrtProduct(d: number, s1: Float64Array, s2: Float64Array): number {
-  const { values, vectors } = symmetricEigen(toMl(d, s1));
-  const rootDiag = MlMatrix.diag(values.map((v) => Math.sqrt(Math.max(v, 0))));
-  const root = vectors.mmul(rootDiag).mmul(vectors.transpose());
-  const a = root.mmul(toMl(d, s2)).mmul(root);
+  const { values, vectors } = symmetricEigen(s1, d);
+  // Σ₁^½ = V diag(√λ) Vᵀ
+  const scaled = new Float64Array(d * d);
+  const vt = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < d; j++) {
+      const v = vectors[i * d + j]!;
+      scaled[i * d + j] = v * Math.sqrt(Math.max(values[j]!, 0));
+      vt[j * d + i] = v;
+    }
+  }
+  const root = matmul(scaled, vt, d, d, d);
+  const a = matmul(matmul(root, s2, d, d, d), root, d, d, d);
   // Symmetrise away rounding so the symmetric solver sees an exactly symmetric matrix.
-  const sym = a.add(a.transpose()).mul(0.5);
-  return symmetricEigen(sym).values.reduce((s, v) => s + Math.sqrt(Math.max(v, 0)), 0);
+  for (let i = 0; i < d; i++) {
+    for (let j = i + 1; j < d; j++) {
+      const v = 0.5 * (a[i * d + j]! + a[j * d + i]!);
+      a[i * d + j] = v;
+      a[j * d + i] = v;
+    }
+  }
+  let trace = 0;
+  for (const v of symmetricEigenvalues(a, d)) trace += Math.sqrt(Math.max(v, 0));
+  return trace;
 }
 
 export function frechetFromStats(a: GaussianStats, b: GaussianStats): number {
@@ -167,6 +150,11 @@ export function frechetWithSpread(
         `${name}: ${m.rows} samples < ${m.cols} feature dimensions — the covariance is singular and the Fréchet distance unreliable`,
       );
   }
+  if (real.cols >= 1024 && linalgImplementation() === 'javascript')
+    warnings.push(
+      `${real.cols} feature dimensions without libtorch: each Fréchet distance takes minutes in JavaScript ` +
+        `(bootstrap replicates: ${replicates}; --bootstrap 0 skips them)`,
+    );
   if (replicates <= 0) return { value, nReal: real.rows, nFake: fake.rows, dim: real.cols, warnings };
   const rng = Rng.derive(seed, 'frechet-bootstrap');
   const values: number[] = [];

@@ -7,32 +7,54 @@
  *
  * averaged over random subsets of equal size drawn without replacement from each set (mean ± std over
  * subsets, as torch-fidelity reports). Unlike FD it is unbiased, so it can be compared across N, and it can
- * be slightly negative when the sets match. The Gram matrices are float32 matmuls on the TF.js backend; the
- * kernel sums are accumulated in float64.
+ * be slightly negative when the sets match. The Gram matrices are float32 matmuls on the TF.js backend;
+ * their row sums are added in float64, and the diagonal terms come from float64 norms.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../runtime/random.js';
 import type { Matrix } from './distances.js';
 import { selectRows } from './distances.js';
 
-/** Sums of k over `a`×`b` (float64), and of its diagonal when `a` and `b` are the same set. */
-async function kernelSum(a: Matrix, b: Matrix, same: boolean): Promise<number> {
-  const d = a.cols;
-  const g = tf.tidy(() => {
-    const at = tf.tensor2d(a.data, [a.rows, d]);
-    const bt = same ? at : tf.tensor2d(b.data, [b.rows, d]);
-    return tf.pow(tf.add(tf.div(tf.matMul(at, bt, false, true), d), 1), 3);
-  });
-  let k: Float32Array;
-  try {
-    k = (await g.data()) as Float32Array;
-  } finally {
-    g.dispose();
-  }
+/** k(xᵢ, xᵢ) = (|xᵢ|²/d + 1)³ summed over the rows of `m`, in float64. */
+function diagonalSum(m: Matrix): number {
+  const d = m.cols;
   let total = 0;
-  for (let i = 0; i < k.length; i++) total += k[i]!;
-  if (same) for (let i = 0; i < a.rows; i++) total -= k[i * b.rows + i]!;
+  for (let i = 0; i < m.rows; i++) {
+    let sq = 0;
+    for (let j = 0; j < d; j++) sq += m.data[i * d + j]! ** 2;
+    total += (sq / d + 1) ** 3;
+  }
   return total;
+}
+
+/**
+ * Sums of k over x×x, y×y and x×y. The Gram matrices and their row sums are float32 on the backend (ATen
+ * sums in cascades, so a row of 1 000 terms keeps float32's relative accuracy); the row sums are added in
+ * float64. Only 3 vectors of row sums leave the backend, not the three Gram matrices.
+ */
+async function kernelSums(x: Matrix, y: Matrix): Promise<[number, number, number]> {
+  const d = x.cols;
+  const sums = tf.tidy(() => {
+    const xt = tf.tensor2d(x.data, [x.rows, d]);
+    const yt = tf.tensor2d(y.data, [y.rows, d]);
+    const rowSums = (a: tf.Tensor2D, b: tf.Tensor2D) =>
+      tf.sum(tf.pow(tf.add(tf.div(tf.matMul(a, b, false, true), d), 1), 3), 1);
+    return tf.concat([rowSums(xt, xt), rowSums(yt, yt), rowSums(xt, yt)]);
+  });
+  let v: Float32Array;
+  try {
+    v = (await sums.data()) as Float32Array;
+  } finally {
+    sums.dispose();
+  }
+  const add = (from: number, to: number) => {
+    let t = 0;
+    for (let i = from; i < to; i++) t += v[i]!;
+    return t;
+  };
+  const m = x.rows;
+  const n = y.rows;
+  return [add(0, m), add(m, m + n), add(m + n, m + n + m)];
 }
 
 /** Unbiased MMD² between the rows of `x` and `y` (each needs ≥ 2 rows) with the cubic polynomial kernel. */
@@ -41,10 +63,10 @@ export async function mmd2Unbiased(x: Matrix, y: Matrix): Promise<number> {
   if (x.rows < 2 || y.rows < 2) throw new RangeError('MMD² needs at least 2 samples per set');
   const m = x.rows;
   const n = y.rows;
-  const kxx = await kernelSum(x, x, true);
-  const kyy = await kernelSum(y, y, true);
-  const kxy = await kernelSum(x, y, false);
-  return kxx / (m * (m - 1)) + kyy / (n * (n - 1)) - (2 * kxy) / (m * n);
+  const [sxx, syy, sxy] = await kernelSums(x, y);
+  const kxx = sxx - diagonalSum(x);
+  const kyy = syy - diagonalSum(y);
+  return kxx / (m * (m - 1)) + kyy / (n * (n - 1)) - (2 * sxy) / (m * n);
 }
 
 /** `size` distinct indices of 0..n−1 (a partial Fisher–Yates shuffle). */

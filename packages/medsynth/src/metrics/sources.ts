@@ -87,6 +87,8 @@ export interface SourceEvaluation {
     readonly holdout: LabelledSet | null;
   };
   readonly featureCache: { readonly real: boolean; readonly holdout: boolean | null };
+  /** Wall time of the whole evaluation: loading, generating, the extractor (training or cache) and metrics. */
+  readonly seconds: number;
 }
 
 async function isRunDir(path: string): Promise<boolean> {
@@ -199,6 +201,7 @@ async function makeExtractor(
 
 /** Loads, generates, extracts and evaluates (see the module comment). The caller writes the outputs. */
 export async function evaluateSources(o: EvaluateSourcesOptions): Promise<SourceEvaluation> {
+  const started = performance.now();
   const control: RunControl = { onProgress: o.onProgress, signal: o.signal };
   const fakePath = resolve(o.fake);
   const run = await isRunDir(fakePath);
@@ -356,6 +359,7 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
         shape,
         images: { real: realSet, fake: fakeImages, holdout: holdoutSet },
         featureCache: { real: realCached.cached, holdout: holdoutCached?.cached ?? null },
+        seconds: (performance.now() - started) / 1000,
       };
     } finally {
       extractor.dispose();

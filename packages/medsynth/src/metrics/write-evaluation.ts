@@ -7,6 +7,7 @@
  *   image (top row) above that training image (bottom row), closest first — for a human to judge copies.
  * Files are written atomically (temporary name, then rename).
  */
+import { linalgImplementation } from './linalg.js';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { encodePng, tileImages } from '../data/image/grid.js';
@@ -54,7 +55,10 @@ export function evaluationJson(ev: SourceEvaluation): Record<string, unknown> {
     comparisons: result.comparisons,
     records: result.records,
     warnings: result.warnings,
-    seconds: result.seconds,
+    seconds: ev.seconds,
+    metricsSeconds: result.seconds,
+    /** Where the float64 statistics (covariances, eigendecompositions) ran. */
+    linalg: linalgImplementation(),
   };
 }
 

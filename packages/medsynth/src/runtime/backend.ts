@@ -109,6 +109,45 @@ interface LibtorchModule {
   registerLibtorchBackend(options?: { threads?: number; device?: string }): LibtorchFacts;
   /** Not in every version. */
   fallbackKernelNames?: () => string[];
+  /** Float64 linear algebra (not in every version). */
+  covariance64?: NativeFloat64['covariance'];
+  symmetricEigen64?: NativeFloat64['symmetricEigen'];
+  symmetricEigenvalues64?: NativeFloat64['symmetricEigenvalues'];
+  matmul64?: NativeFloat64['matmul'];
+}
+
+/** Float64 linear algebra in native code (LAPACK/BLAS through libtorch); row-major typed arrays. */
+export interface NativeFloat64 {
+  covariance(
+    data: Float32Array,
+    rows: number,
+    cols: number,
+    weights?: Int32Array,
+  ): { mean: Float64Array; cov: Float64Array; n: number };
+  symmetricEigen(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array };
+  symmetricEigenvalues(a: Float64Array, n: number): Float64Array;
+  matmul(a: Float64Array, b: Float64Array, m: number, k: number, n: number): Float64Array;
+}
+
+let nativeFloat64Impl: NativeFloat64 | undefined;
+
+/**
+ * Native float64 linear algebra while libtorch is TF.js's active backend (it shares the backend's threads and
+ * device); undefined otherwise, and callers use JavaScript.
+ */
+export function nativeFloat64(): NativeFloat64 | undefined {
+  return tf.getBackend() === TFJS_NAME.libtorch ? nativeFloat64Impl : undefined;
+}
+
+function float64From(mod: LibtorchModule): NativeFloat64 | undefined {
+  const { covariance64, symmetricEigen64, symmetricEigenvalues64, matmul64 } = mod;
+  if (!covariance64 || !symmetricEigen64 || !symmetricEigenvalues64 || !matmul64) return undefined;
+  return {
+    covariance: covariance64,
+    symmetricEigen: symmetricEigen64,
+    symmetricEigenvalues: symmetricEigenvalues64,
+    matmul: matmul64,
+  };
 }
 
 interface Activated {
@@ -254,6 +293,7 @@ async function activate(backend: BackendName, options: SelectBackendOptions): Pr
         }),
       );
       await setActive(TFJS_NAME.libtorch);
+      nativeFloat64Impl = float64From(mod);
       const fallbackKernels =
         typeof mod.fallbackKernelNames === 'function' ? mod.fallbackKernelNames() : undefined;
       const facts: LibtorchFacts = {

@@ -7,7 +7,13 @@ import { frechetDistance, frechetWithSpread, gaussianStats, quantile } from '../
 import { kid, mmd2Unbiased } from '../../src/metrics/kid.js';
 import { prdc } from '../../src/metrics/prdc.js';
 import { Rng } from '../../src/runtime/random.js';
-import { selectBackend } from '../../src/runtime/backend.js';
+import { selectBackend, describeBackend } from '../../src/runtime/backend.js';
+import {
+  linalgImplementation,
+  meanCovariance,
+  meanCovarianceJs,
+  symmetricEigen,
+} from '../../src/metrics/linalg.js';
 
 /** Oracle values computed independently with numpy/scipy (../shared/fixtures/make_feature_metrics.py). */
 interface Case {
@@ -64,6 +70,38 @@ describe('feature metrics match the numpy/scipy oracle', () => {
         relClose(p[key], c.prdc_k5[key], 1e-6, key);
     });
   }
+});
+
+describe('float64 linear algebra', () => {
+  test('runs natively on libtorch, and the native covariance equals the JavaScript one', (t) => {
+    if (describeBackend()?.backend !== 'libtorch') {
+      assert.equal(linalgImplementation(), 'javascript');
+      t.skip('libtorch is not the backend: the JavaScript path is the only one');
+      return;
+    }
+    assert.equal(linalgImplementation(), 'native');
+    const m = randomMatrix(300, 12, 7, 0.25);
+    const counts = new Int32Array(300).map((_, i) => (i * 7) % 3);
+    for (const w of [undefined, counts]) {
+      const a = meanCovariance(m, w);
+      const b = meanCovarianceJs(m, w);
+      assert.equal(a.n, b.n);
+      for (let i = 0; i < b.cov.length; i++) assert.ok(Math.abs(a.cov[i]! - b.cov[i]!) < 1e-12);
+      for (let i = 0; i < b.mean.length; i++) assert.ok(Math.abs(a.mean[i]! - b.mean[i]!) < 1e-13);
+    }
+  });
+  test('symmetric eigendecomposition reconstructs the matrix (A v = λ v)', () => {
+    const n = 9;
+    const { cov } = meanCovarianceJs(randomMatrix(40, n, 8));
+    const { values, vectors } = symmetricEigen(cov, n);
+    for (let k = 0; k < n; k++) {
+      for (let i = 0; i < n; i++) {
+        let av = 0;
+        for (let j = 0; j < n; j++) av += cov[i * n + j]! * vectors[j * n + k]!;
+        assert.ok(Math.abs(av - values[k]! * vectors[i * n + k]!) < 1e-12, `A v = λ v for eigenpair ${k}`);
+      }
+    }
+  });
 });
 
 describe('Fréchet distance', () => {

@@ -27,6 +27,7 @@ at::ScalarType toScalarType(int code) {
     case 0: return at::kFloat;
     case 1: return at::kInt;
     case 2: return at::kBool;
+    case 3: return at::kDouble;
     default: throw std::runtime_error("unsupported dtype code " + std::to_string(code));
   }
 }
@@ -36,6 +37,7 @@ int fromScalarType(at::ScalarType t) {
     case at::kFloat: return 0;
     case at::kInt: return 1;
     case at::kBool: return 2;
+    case at::kDouble: return 3;
     default: return -1;
   }
 }
@@ -120,6 +122,7 @@ Napi::Value makeTypedArray(Napi::Env env, const at::Tensor& cpu) {
     case 0: return Napi::Float32Array::New(env, n, buf, 0);
     case 1: return Napi::Int32Array::New(env, n, buf, 0);
     case 2: return Napi::Uint8Array::New(env, n, buf, 0);
+    case 3: return Napi::Float64Array::New(env, n, buf, 0);
     default: throw Napi::TypeError::New(env, std::string("toBuffer: unsupported dtype ") + c10::toString(cpu.scalar_type()));
   }
 }
@@ -316,8 +319,10 @@ c10::IValue toIValue(const Napi::Value& v, const c10::TypePtr& type, const std::
   }
 }
 
-// TF.js knows float32, int32 and bool: results in other dtypes (int64 indices, float64) are narrowed.
-at::Tensor normalized(const at::Tensor& t) {
+// TF.js knows float32, int32 and bool: results in other dtypes (int64 indices, float64) are narrowed, unless
+// the caller keeps float64 (float64 statistics outside TF.js).
+at::Tensor normalized(const at::Tensor& t, bool keepDouble) {
+  if (keepDouble && t.scalar_type() == at::kDouble) return t;
   switch (t.scalar_type()) {
     case at::kFloat:
     case at::kInt:
@@ -333,22 +338,22 @@ at::Tensor normalized(const at::Tensor& t) {
   }
 }
 
-Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
+Napi::Value fromIValue(Napi::Env env, const c10::IValue& v, bool keepDouble) {
   if (v.isTensor()) {
     // Outputs an operator was asked not to compute (output_mask false) come back undefined.
     if (!v.toTensor().defined()) return env.Null();
-    return wrap(env, normalized(v.toTensor()));
+    return wrap(env, normalized(v.toTensor(), keepDouble));
   }
   if (v.isTensorList()) {
     auto list = v.toTensorList();
     auto arr = Napi::Array::New(env, list.size());
-    for (size_t i = 0; i < list.size(); i++) arr.Set(i, wrap(env, normalized(list.get(i))));
+    for (size_t i = 0; i < list.size(); i++) arr.Set(i, wrap(env, normalized(list.get(i), keepDouble)));
     return arr;
   }
   if (v.isTuple()) {
     const auto& elems = v.toTupleRef().elements();
     auto arr = Napi::Array::New(env, elems.size());
-    for (size_t i = 0; i < elems.size(); i++) arr.Set(i, fromIValue(env, elems[i]));
+    for (size_t i = 0; i < elems.size(); i++) arr.Set(i, fromIValue(env, elems[i], keepDouble));
     return arr;
   }
   if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
@@ -358,7 +363,7 @@ Napi::Value fromIValue(Napi::Env env, const c10::IValue& v) {
   throw Napi::TypeError::New(env, "unsupported return type " + v.tagKind());
 }
 
-// call(id, args[]) -> handle | [handles] | number | boolean | null. Missing trailing arguments take the
+// call(id, args[], keepFloat64?) -> handle | [handles] | number | boolean | null. Missing trailing arguments take the
 // schema's defaults.
 Napi::Value Call(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -396,10 +401,11 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, schema.name() + ": " + e.what());
   }
+  bool keepDouble = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
   if (stack.empty()) return env.Undefined();
-  if (stack.size() == 1) return fromIValue(env, stack[0]);
+  if (stack.size() == 1) return fromIValue(env, stack[0], keepDouble);
   auto arr = Napi::Array::New(env, stack.size());
-  for (size_t i = 0; i < stack.size(); i++) arr.Set(i, fromIValue(env, stack[i]));
+  for (size_t i = 0; i < stack.size(); i++) arr.Set(i, fromIValue(env, stack[i], keepDouble));
   return arr;
 }
 
