@@ -101,3 +101,39 @@ export {
 } from './metrics/evaluate.js';
 export { evaluateSources, type EvaluateSourcesOptions, type SourceEvaluation } from './metrics/sources.js';
 export { evaluationJson, writeEvaluation, type WrittenEvaluation } from './metrics/write-evaluation.js';
+export {
+  ARCHITECTURES,
+  classicAugment,
+  type CnnArchitecture,
+  loadCnn,
+  resolveCnnOptions,
+} from './classify/cnn.js';
+export {
+  CONVENTIONAL_PRESETS,
+  ConventionalClassifier,
+  type ConventionalOptionsInput,
+  resolveConventionalOptions,
+  trainConventional,
+} from './classify/conventional.js';
+export { textureFeatures, type FeatureSet } from './classify/texture.js';
+export { classificationMetrics, type ClassificationMetrics, rocAuc } from './classify/metrics.js';
+export {
+  bootstrapCi,
+  holmAdjust,
+  mcnemar,
+  mcnemarFromCounts,
+  pairedTTest,
+  summarise,
+} from './classify/statistics.js';
+export { composeTrainingSet, type Condition, conditionName, parseCondition } from './study/conditions.js';
+export {
+  readStudyConfigFile,
+  resolveStudyConfig,
+  STUDY_PRESETS,
+  type StudyConfig,
+  type StudyConfigInput,
+} from './study/config.js';
+export { BUILTIN_CLASSIFIERS } from './study/classifiers.js';
+export { readStudyConfig, resumeStudy, runStudy, type StudyResult, studyJobs } from './study/runner.js';
+export { type JobRow, StudyStore } from './study/store.js';
+export { type StudySummary, summariseStudy } from './study/summary.js';

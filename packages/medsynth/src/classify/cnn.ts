@@ -1,12 +1,16 @@
 /**
- * A small CNN image classifier, trained with a custom loop (`optimizer.minimize` inside `tf.tidy`; no
- * `model.fit`). It serves as the judge of generated images (metrics/class-fidelity.ts) and as the
- * downstream classifier of real/synthetic studies.
+ * Deep CNN image classifiers, trained with a custom loop (`optimizer.minimize` inside `tf.tidy`; no
+ * `model.fit`). The small one serves as the judge of generated images (metrics/class-fidelity.ts); all of
+ * them serve as downstream classifiers of real/synthetic studies.
  *
- * Architecture, sized by the image's shorter side s: `blocks` = clamp(⌊log2(s/7)⌋, 2, 4) (28–32 px → 2,
- * 64 → 3, 128 → 4) blocks of [conv3×3 → BN → ReLU] ×2 → maxpool 2×2, with `width`·2^b channels in block b;
- * then global average pooling → dropout → dense K (logits). Inputs are float32 NHWC in [-1, 1] at the size
- * the images come in (the caller resizes); 1 or 3 channels.
+ * Architecture (`architecture`, see architectures.ts): `small` (default), sized by the image's shorter side
+ * s: `blocks` = clamp(⌊log2(s/7)⌋, 2, 4) (28–32 px → 2, 64 → 3, 128 → 4) blocks of [conv3×3 → BN → ReLU] ×2
+ * → maxpool 2×2, with `width`·2^b channels in block b; then global average pooling → dropout → dense K
+ * (logits). `resnet` is ResNet-18 style and `vgg` VGG style, both with the same dropout → dense head. Inputs
+ * are float32 NHWC in [-1, 1] at the size the images come in (the caller resizes); 1 or 3 channels.
+ *
+ * Augmentation of training batches (`augment`, off by default; `classicAugment` is the usual set): flips,
+ * shifts, rotations (bilinear), brightness and contrast jitter — see `augmentBatch`.
  *
  * Reproducible: initialisers are seeded, and data order, augmentation and dropout masks come from named
  * sub-streams (`init`, `data`, `augment`, `dropout`) of the seed — same seed, same backend and threads →
@@ -15,7 +19,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { resolveOptions } from '../config/data-options.js';
 import { imagesToFloat } from '../data/image/tensors.js';
@@ -24,6 +27,13 @@ import { CheckpointError, DatasetError, TrainingError } from '../runtime/errors.
 import { writeFileAtomic } from '../runtime/fs.js';
 import type { RunControl } from '../runtime/progress.js';
 import { Rng } from '../runtime/random.js';
+import {
+  ARCHITECTURES,
+  buildNetworks,
+  type CnnArchitecture,
+  type CnnNetworks,
+  resolveBlocks,
+} from './architectures.js';
 import { argmaxRows, confusionMatrix, evaluateConfusion } from './evaluation.js';
 import { checkImages, checkLabelled, checkLabels, checkShape, classCounts } from './labelled.js';
 import type {
@@ -39,6 +49,16 @@ export type CnnMonitor = (typeof MONITORS)[number];
 
 const positive = z.number().positive();
 
+/** Augmentation of training batches (all off): what `augment` resolves to by default. */
+const NO_AUGMENT = Object.freeze({
+  flip: false,
+  verticalFlip: false,
+  shift: 0,
+  rotate: 0,
+  brightness: 0,
+  contrast: 0,
+});
+
 export const CnnOptionsSchema = z
   .object({
     /** Root seed: initialisers, data order, augmentation and dropout get named sub-seeds of it. */
@@ -48,24 +68,36 @@ export const CnnOptionsSchema = z
     batchSize: z.number().int().min(2).max(4096).default(64),
     /** Adam step size (β1 0.9, β2 0.999, ε 1e-8). */
     learningRate: positive.max(1).default(1e-3),
-    /** Channels of the first conv block; block b has width·2^b. */
+    /** Network: 'small' (the judge's CNN), 'resnet' (ResNet-18 style), 'vgg' (VGG style); see architectures.ts. */
+    architecture: z.enum(ARCHITECTURES).default('small'),
+    /** Base width: channels of the first conv block or stage (block b has width·2^b; vgg caps at 8·width). */
     width: z.number().int().min(1).max(512).default(16),
     /** Step size over training: constant, or cosine decay from `learningRate` to 0 over `epochs` epochs. */
     schedule: z.enum(['constant', 'cosine']).default('cosine'),
-    /** Conv blocks; 'auto' sizes them by the image side (see the module comment). */
+    /** Conv blocks (small) or stages (resnet, vgg); 'auto' sizes them by the image side (architectures.ts). */
     blocks: z.union([z.literal('auto'), z.number().int().min(1).max(6)]).default('auto'),
     /** Dropout rate before the dense layer. */
     dropout: z.number().min(0).max(0.9).default(0.3),
     /** Loss weight of each class: 'none' (all 1), 'balanced' (N / (K·n_k)), or one positive weight per class. */
     classWeights: z.union([z.enum(['none', 'balanced']), z.array(positive).min(2)]).default('none'),
-    /** Light augmentation of training batches: horizontal flips (p = 0.5) and random shifts of up to `shift`·side pixels in both axes (black fill). Off by default. */
+    /**
+     * Augmentation of training batches, each image drawn on its own (off by default): horizontal (`flip`) and
+     * vertical (`verticalFlip`) flips with p = 0.5; shifts of up to `shift`·side whole pixels in both axes;
+     * rotations by up to ±`rotate` degrees about the centre (bilinear); brightness (×U[1 ± `brightness`] on
+     * the [0, 1] intensity scale) and contrast (blend with the image mean by U[1 ± `contrast`]) jitter,
+     * clamped to the intensity range. Pixels moved in from outside the image are black (-1).
+     */
     augment: z
       .object({
         flip: z.boolean().default(false),
+        verticalFlip: z.boolean().default(false),
         shift: z.number().min(0).max(0.5).default(0),
+        rotate: z.number().min(0).max(180).default(0),
+        brightness: z.number().min(0).max(1).default(0),
+        contrast: z.number().min(0).max(1).default(0),
       })
       .strict()
-      .default({ flip: false, shift: 0 }),
+      .default({ ...NO_AUGMENT }),
     /** Early stopping (with a validation set): stop after `patience` epochs without improvement of `monitor`, then restore the best epoch's weights. */
     patience: z.number().int().min(1).default(5),
     monitor: z.enum(MONITORS).default('valLoss'),
@@ -88,23 +120,37 @@ export function resolveCnnOptions(input: CnnOptionsInput = {}): CnnOptions {
 
 export const DEFAULT_CNN_OPTIONS: CnnOptions = resolveCnnOptions();
 
+/** Augmentation settings of training batches (`options.augment`). */
+export type CnnAugment = CnnOptions['augment'];
+
+/**
+ * The classic augmentation set for downstream studies: horizontal flips, shifts up to 10 %, rotations up to
+ * ±10°, brightness and contrast jitter of ±10 % (no vertical flips). Use as `{ augment: classicAugment }`.
+ */
+export const classicAugment: Readonly<CnnAugment> = Object.freeze({
+  ...NO_AUGMENT,
+  flip: true,
+  shift: 0.1,
+  rotate: 10,
+  brightness: 0.1,
+  contrast: 0.1,
+});
+
 /** What `trainCnn` takes besides the training set: options, plus an optional validation set for early stopping. */
 export type CnnTrainOptions = CnnOptionsInput & {
   /** Images and labels (same classes as the training set) monitored each epoch for early stopping. */
   readonly validation?: ImagesWithLabels | undefined;
 };
 
-/** Conv blocks for an image side: clamp(⌊log2(side/7)⌋, 2, 4). */
-export function autoBlocks(height: number, width: number): number {
-  const side = Math.min(height, width);
-  return Math.min(4, Math.max(2, Math.floor(Math.log2(side / 7))));
-}
+export { ARCHITECTURES, autoBlocks, type CnnArchitecture, type CnnNetworks } from './architectures.js';
 
 /** JSON description of a trained CNN, for run metadata and reports. */
 export interface CnnSummary {
   readonly kind: 'cnn';
+  readonly architecture: CnnArchitecture;
   readonly classNames: readonly string[];
   readonly inputShape: readonly [number, number, 1 | 3];
+  /** Conv blocks (small) or stages (resnet, vgg). */
   readonly blocks: number;
   readonly parameters: number;
   readonly options: CnnOptions;
@@ -113,56 +159,6 @@ export interface CnnSummary {
   readonly bestEpoch: number;
   readonly stoppedEarly: boolean;
   readonly trainSeconds: number;
-}
-
-export interface CnnNetworks {
-  /** Image → globally pooled features `[N, C]`. */
-  readonly body: tfl.Sequential;
-  /** Features → logits `[N, K]`. */
-  readonly head: tfl.Sequential;
-}
-
-function buildNetworks(
-  shape: readonly [number, number, 1 | 3],
-  numClasses: number,
-  blocks: number,
-  o: CnnOptions,
-): CnnNetworks {
-  const init = Rng.derive(o.seed, 'init');
-  const seed = () => init.int(2 ** 31 - 1);
-  const body = tfl.sequential();
-  let channels = o.width;
-  for (let b = 0; b < blocks; b++) {
-    for (let j = 0; j < 2; j++) {
-      body.add(
-        tfl.layers.conv2d({
-          ...(b === 0 && j === 0 ? { inputShape: [...shape] } : {}),
-          filters: channels,
-          kernelSize: 3,
-          padding: 'same',
-          useBias: false,
-          kernelInitializer: tfl.initializers.heNormal({ seed: seed() }),
-        }),
-      );
-      // Momentum 0.9 (PyTorch's 0.1): running statistics settle within a few dozen steps, so even a
-      // briefly trained classifier predicts well in inference mode.
-      body.add(tfl.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }));
-      body.add(tfl.layers.reLU());
-    }
-    body.add(tfl.layers.maxPooling2d({ poolSize: 2, strides: 2, padding: 'same' }));
-    if (b < blocks - 1) channels *= 2;
-  }
-  body.add(tfl.layers.globalAveragePooling2d({}));
-  const head = tfl.sequential({
-    layers: [
-      tfl.layers.dense({
-        inputShape: [channels],
-        units: numClasses,
-        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed() }),
-      }),
-    ],
-  });
-  return { body, head };
 }
 
 /** Loss weight of each class. */
@@ -188,40 +184,143 @@ function lossWeights(o: CnnOptions, labels: Int32Array, numClasses: number): Flo
   return w;
 }
 
-/** Flips and shifts images of a float NHWC batch in place (black = -1 fill), drawing from `rng`. */
-function augmentBatch(
+/** One image's augmentation, drawn by `augmentBatch`; every field optional (identity). */
+export interface ImageTransform {
+  /** Mirror left–right. */
+  readonly flip?: boolean;
+  /** Mirror top–bottom. */
+  readonly verticalFlip?: boolean;
+  /** Shift right / down by whole pixels. */
+  readonly dx?: number;
+  readonly dy?: number;
+  /** Rotation about the image centre, degrees, counter-clockwise as displayed (rows down). */
+  readonly angle?: number;
+  /** Intensity factor on the [0, 1] scale (1 = unchanged). */
+  readonly brightness?: number;
+  /** Contrast factor: blend with the image's mean intensity (1 = unchanged). */
+  readonly contrast?: number;
+}
+
+/**
+ * Applies `t` to one float HWC image in [-1, 1] (`src`, row-major) and writes the result to `dst` (same
+ * length, not `src`). Geometry, as an inverse map from each output pixel: the image is rotated about its
+ * centre, then flipped, then shifted; pixels from outside are -1 (black), with bilinear interpolation
+ * against that border when rotated (whole-pixel copies otherwise). Then brightness, then contrast, each
+ * clamped to [-1, 1].
+ */
+export function transformImage(
+  src: Float32Array,
+  dst: Float32Array,
+  shape: readonly [number, number, number],
+  t: ImageTransform,
+): void {
+  const [h, w, c] = shape;
+  const dx = t.dx ?? 0;
+  const dy = t.dy ?? 0;
+  const angle = t.angle ?? 0;
+  if (angle === 0) {
+    for (let y = 0; y < h; y++) {
+      const sy0 = y - dy;
+      const sy = t.verticalFlip ? h - 1 - sy0 : sy0;
+      for (let xx = 0; xx < w; xx++) {
+        const sx0 = xx - dx;
+        const sx = t.flip ? w - 1 - sx0 : sx0;
+        const o = (y * w + xx) * c;
+        if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
+          for (let k = 0; k < c; k++) dst[o + k] = -1;
+        } else {
+          const s = (sy * w + sx) * c;
+          for (let k = 0; k < c; k++) dst[o + k] = src[s + k]!;
+        }
+      }
+    }
+  } else {
+    const rad = (angle * Math.PI) / 180;
+    const cos = Math.cos(rad);
+    const sin = Math.sin(rad);
+    const cx = (w - 1) / 2;
+    const cy = (h - 1) / 2;
+    const at = (yy: number, xx: number, k: number) =>
+      yy < 0 || yy >= h || xx < 0 || xx >= w ? -1 : src[(yy * w + xx) * c + k]!;
+    for (let y = 0; y < h; y++) {
+      const v0 = y - dy;
+      const v = (t.verticalFlip ? h - 1 - v0 : v0) - cy;
+      for (let xx = 0; xx < w; xx++) {
+        const u0 = xx - dx;
+        const u = (t.flip ? w - 1 - u0 : u0) - cx;
+        const sx = cx + cos * u - sin * v;
+        const sy = cy + sin * u + cos * v;
+        const o = (y * w + xx) * c;
+        const x0 = Math.floor(sx);
+        const y0 = Math.floor(sy);
+        if (x0 < -1 || x0 >= w || y0 < -1 || y0 >= h) {
+          for (let k = 0; k < c; k++) dst[o + k] = -1;
+          continue;
+        }
+        const fx = sx - x0;
+        const fy = sy - y0;
+        for (let k = 0; k < c; k++) {
+          const top = at(y0, x0, k) * (1 - fx) + at(y0, x0 + 1, k) * fx;
+          const bottom = at(y0 + 1, x0, k) * (1 - fx) + at(y0 + 1, x0 + 1, k) * fx;
+          dst[o + k] = top * (1 - fy) + bottom * fy;
+        }
+      }
+    }
+  }
+  const brightness = t.brightness ?? 1;
+  const contrast = t.contrast ?? 1;
+  const per = h * w * c;
+  if (brightness !== 1) {
+    // On the [0, 1] scale: v01 ← clamp(v01·b); in [-1, 1]: v ← clamp((v + 1)·b − 1).
+    for (let i = 0; i < per; i++) dst[i] = Math.min(1, Math.max(-1, (dst[i]! + 1) * brightness - 1));
+  }
+  if (contrast !== 1) {
+    let mean = 0;
+    for (let i = 0; i < per; i++) mean += dst[i]!;
+    mean /= per;
+    for (let i = 0; i < per; i++) dst[i] = Math.min(1, Math.max(-1, (dst[i]! - mean) * contrast + mean));
+  }
+}
+
+/** Whether `aug` changes anything. */
+function augmentsImages(aug: CnnAugment): boolean {
+  return (
+    aug.flip || aug.verticalFlip || aug.shift > 0 || aug.rotate > 0 || aug.brightness > 0 || aug.contrast > 0
+  );
+}
+
+/**
+ * Augments the images of a float NHWC batch (values in [-1, 1]) in place, each with its own transform drawn
+ * from `rng` (see the `augment` option and `transformImage`). Per image it draws, in this order and only for
+ * the settings that are on: flip, shift y, shift x, vertical flip, angle, brightness, contrast — so a batch
+ * augmented with only flips and shifts draws what it always did.
+ */
+export function augmentBatch(
   x: Float32Array,
   count: number,
   shape: readonly [number, number, number],
-  aug: CnnOptions['augment'],
+  aug: CnnAugment,
   rng: Rng,
 ): void {
   const [h, w, c] = shape;
   const per = h * w * c;
   const maxDy = Math.round(aug.shift * h);
   const maxDx = Math.round(aug.shift * w);
+  const jitter = (max: number) => (max > 0 ? 1 + max * (2 * rng.next() - 1) : 1);
   const src = new Float32Array(per);
   for (let n = 0; n < count; n++) {
     const flip = aug.flip && rng.next() < 0.5;
     const dy = maxDy > 0 ? rng.int(2 * maxDy + 1) - maxDy : 0;
     const dx = maxDx > 0 ? rng.int(2 * maxDx + 1) - maxDx : 0;
-    if (!flip && dx === 0 && dy === 0) continue;
+    const verticalFlip = aug.verticalFlip && rng.next() < 0.5;
+    const angle = aug.rotate > 0 ? aug.rotate * (2 * rng.next() - 1) : 0;
+    const brightness = jitter(aug.brightness);
+    const contrast = jitter(aug.contrast);
+    if (!flip && !verticalFlip && dx === 0 && dy === 0 && angle === 0 && brightness === 1 && contrast === 1)
+      continue;
     const img = x.subarray(n * per, (n + 1) * per);
     src.set(img);
-    for (let y = 0; y < h; y++) {
-      const sy = y - dy;
-      for (let xx = 0; xx < w; xx++) {
-        const sxShifted = xx - dx;
-        const sx = flip ? w - 1 - sxShifted : sxShifted;
-        const o = (y * w + xx) * c;
-        if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
-          for (let k = 0; k < c; k++) img[o + k] = -1;
-        } else {
-          const s = (sy * w + sx) * c;
-          for (let k = 0; k < c; k++) img[o + k] = src[s + k]!;
-        }
-      }
-    }
+    transformImage(src, img, shape, { flip, verticalFlip, dx, dy, angle, brightness, contrast });
   }
 }
 
@@ -313,7 +412,12 @@ export class TrainedCnn implements TrainedClassifier {
     return this.#net;
   }
 
-  /** Trainable and non-trainable parameters. */
+  /** The network (`options.architecture`). */
+  get architecture(): CnnArchitecture {
+    return this.options.architecture;
+  }
+
+  /** Trainable and non-trainable parameters (batch-norm running statistics included). */
   get parameters(): number {
     const net = this.#networks();
     return net.body.countParams() + net.head.countParams();
@@ -334,8 +438,9 @@ export class TrainedCnn implements TrainedClassifier {
   }
 
   /**
-   * Penultimate-layer features (global average pool of the last conv block, before dropout and the dense
-   * head), inference mode: row-major `[N, featureDim]`.
+   * Penultimate-layer features (small, resnet: global average pool of the last conv block or stage; vgg: the
+   * hidden fully-connected layer; before dropout and the dense head), inference mode: row-major
+   * `[N, featureDim]`.
    */
   async features(images: ImageArray, batchSize = this.options.predictBatchSize): Promise<Float32Array> {
     const net = this.#networks();
@@ -386,6 +491,7 @@ export class TrainedCnn implements TrainedClassifier {
   describe(): CnnSummary {
     return {
       kind: 'cnn',
+      architecture: this.architecture,
       classNames: [...this.classNames],
       inputShape: this.inputShape,
       blocks: this.blocks,
@@ -445,7 +551,7 @@ export async function trainCnn(
     checkLabels(validation.images, validation.labels, K, 'validation');
   }
   const weights = lossWeights(o, train.labels, K);
-  const blocks = o.blocks === 'auto' ? autoBlocks(shape[0], shape[1]) : o.blocks;
+  const blocks = resolveBlocks(o.architecture, o.blocks, shape[0], shape[1]);
   const { onProgress, signal } = control;
   signal?.throwIfAborted();
 
@@ -455,11 +561,19 @@ export async function trainCnn(
     type: 'phase',
     phase,
     detail:
-      `${images.count} images ${shape.join('×')}, ${K} classes, ${blocks} conv blocks, width ${o.width}` +
+      `${images.count} images ${shape.join('×')}, ${K} classes, ${o.architecture} network with ` +
+      `${blocks} ${o.architecture === 'small' ? 'conv blocks' : 'stages'}, width ${o.width}` +
       (validation ? `, ${validation.images.count} validation images` : ''),
   });
 
-  const net = buildNetworks(shape, K, blocks, o);
+  const net = buildNetworks({
+    architecture: o.architecture,
+    inputShape: shape,
+    numClasses: K,
+    width: o.width,
+    blocks,
+    seed: o.seed,
+  });
   const optimizer = tf.train.adam(o.learningRate, 0.9, 0.999, 1e-8);
   const allWeights = [...net.body.weights, ...net.head.weights];
   const vars = [...net.body.trainableWeights, ...net.head.trainableWeights].map(
@@ -468,7 +582,7 @@ export async function trainCnn(
   const dataRng = Rng.derive(o.seed, 'data');
   const augmentRng = Rng.derive(o.seed, 'augment');
   const dropoutRng = Rng.derive(o.seed, 'dropout');
-  const augmenting = o.augment.flip || o.augment.shift > 0;
+  const augmenting = augmentsImages(o.augment);
   const featureChannels = (net.head.inputs[0]!.shape[1] ?? 0) as number;
   const order = Array.from({ length: images.count }, (_, i) => i);
   const stepsPerEpoch = Math.floor(images.count / o.batchSize) + (images.count % o.batchSize >= 2 ? 1 : 0);
@@ -627,7 +741,11 @@ const CNN_WEIGHTS = 'weights.bin';
 /** Restores a classifier written by `TrainedCnn.save(dir)`. Missing or mismatched files → `CheckpointError`. */
 export async function loadCnn(dir: string): Promise<TrainedCnn> {
   const jsonPath = join(dir, CNN_JSON);
-  let file: CnnSummary & { format: string; weights: tf.io.WeightsManifestEntry[] };
+  let file: Omit<CnnSummary, 'architecture'> & {
+    architecture?: CnnArchitecture;
+    format: string;
+    weights: tf.io.WeightsManifestEntry[];
+  };
   let bytes: Buffer;
   try {
     file = JSON.parse(await readFile(jsonPath, 'utf8')) as typeof file;
@@ -641,8 +759,23 @@ export async function loadCnn(dir: string): Promise<TrainedCnn> {
       field: 'format',
       found: String(file.format),
     });
+  // Saves from before `architecture` existed have none: they are 'small'.
   const o = resolveCnnOptions(file.options);
-  const net = buildNetworks(file.inputShape, file.classNames.length, file.blocks, o);
+  if (file.architecture !== undefined && file.architecture !== o.architecture)
+    throw new CheckpointError('the saved architecture and options disagree', {
+      file: jsonPath,
+      field: 'architecture',
+      expected: o.architecture,
+      found: String(file.architecture),
+    });
+  const net = buildNetworks({
+    architecture: o.architecture,
+    inputShape: file.inputShape,
+    numClasses: file.classNames.length,
+    width: o.width,
+    blocks: file.blocks,
+    seed: o.seed,
+  });
   const weights = [...net.body.weights, ...net.head.weights];
   try {
     const map = tf.io.decodeWeights(

@@ -9,6 +9,7 @@ import { registerDataCommands } from './data.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerEvaluateCommand } from './evaluate.js';
 import { registerGenerateCommand } from './generate.js';
+import { registerStudyCommand } from './study.js';
 import { registerTrainCommand } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerGenerateCommand(program);
   registerEvaluateCommand(program);
+  registerStudyCommand(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -123,7 +123,7 @@ export function proportionalCounts(total: number, weights: readonly number[]): n
 }
 
 /** Images generated from a run: class by class, `perClass[k]` of class k (seeds 0, 1, 2… in plan order). */
-async function generateFromRun(
+export async function generateFromRun(
   generator: SamplingGenerator,
   perClass: readonly number[],
   truncation: number | undefined,

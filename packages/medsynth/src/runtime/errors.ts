@@ -27,7 +27,8 @@ export type ErrorCode =
   | 'UNSUPPORTED_FORMAT'
   | 'RUNTIME_ERROR'
   | 'CHECKPOINT_ERROR'
-  | 'TRAINING_ERROR';
+  | 'TRAINING_ERROR'
+  | 'STUDY_ERROR';
 
 export class MedsynthError extends Error {
   override readonly name: string = 'MedsynthError';
@@ -92,6 +93,13 @@ export class TrainingError extends MedsynthError {
   override readonly name = 'TrainingError';
   override readonly code = 'TRAINING_ERROR';
   override readonly exitCode = 1;
+}
+
+/** A study directory or results database that cannot be used (another study's, a newer format, unreadable). */
+export class StudyError extends MedsynthError {
+  override readonly name = 'StudyError';
+  override readonly code = 'STUDY_ERROR';
+  override readonly exitCode = 2;
 }
 
 export function isMedsynthError(e: unknown): e is MedsynthError {

@@ -1,0 +1,214 @@
+/**
+ * `medsynth study`: does synthetic data replace or augment real data? Trains the generator, makes the
+ * synthetic pool, evaluates it, trains every classifier under every data condition over several seeds,
+ * and writes the results (study.sqlite, results.json, results.csv). A config file (YAML/JSON) or a preset
+ * plus flags; `--resume <study-dir>` finishes an interrupted study; Ctrl-C stops after the current job.
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '../runtime/errors.js';
+import type { StudyConfigInput } from '../study/config.js';
+import type { StudySummary } from '../study/summary.js';
+import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
+import { createRenderer, formatSeconds, formatTable } from './render.js';
+
+interface StudyFlags extends DataFlags {
+  data?: string;
+  config?: string;
+  preset?: string;
+  resume?: string;
+  size?: string;
+  conditions?: string[];
+  classifiers?: string[];
+  seeds?: number[];
+  minutes?: number;
+  generatorRun?: string;
+  evaluate?: boolean;
+  out?: string;
+  name?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+const list = (v: string): string[] =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+
+function seedList(v: string): number[] {
+  const int = parseInteger('--seeds');
+  const m = /^(\d+)-(\d+)$/.exec(v.trim());
+  if (m) {
+    const [a, b] = [Number(m[1]), Number(m[2])];
+    if (b < a) throw new InvalidArgumentError('--seeds: a range goes up (e.g. 0-4)');
+    return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  }
+  return list(v).map(int);
+}
+
+function positive(flag: string) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (!(x > 0 && Number.isFinite(x))) throw new InvalidArgumentError(`${flag} must be a positive number`);
+    return x;
+  };
+}
+
+/** The config the flags (and file) ask for, before preset merging and validation. */
+export async function studyInputFromFlags(f: StudyFlags): Promise<StudyConfigInput> {
+  const { readStudyConfigFile } = await import('../study/config.js');
+  const o: Record<string, unknown> = f.config ? await readStudyConfigFile(f.config) : {};
+  if (f.data !== undefined) o['data'] = dataOptionsFromFlags(f.data, f);
+  if (o['data'] === undefined)
+    throw new ConfigError('--data is required (or a --config file with data, or --resume <study-dir>)', {
+      field: '--data',
+    });
+  if (f.preset !== undefined) o['preset'] = f.preset;
+  if (f.size !== undefined) o['size'] = Number(f.size);
+  if (f.conditions !== undefined) o['conditions'] = f.conditions;
+  if (f.classifiers !== undefined) o['classifiers'] = f.classifiers;
+  if (f.seeds !== undefined) o['seeds'] = f.seeds;
+  const generator = { ...((o['generator'] as Record<string, unknown> | undefined) ?? {}) };
+  if (f.generatorRun !== undefined) generator['run'] = f.generatorRun;
+  if (f.minutes !== undefined)
+    generator['train'] = { ...((generator['train'] as object | undefined) ?? {}), minutes: f.minutes };
+  if (Object.keys(generator).length > 0) o['generator'] = generator;
+  if (f.evaluate === false)
+    o['evaluate'] = { ...((o['evaluate'] as object | undefined) ?? {}), enabled: false };
+  return o as StudyConfigInput;
+}
+
+const pct = (v: number | undefined | null) => (v === undefined || v === null ? '–' : (100 * v).toFixed(1));
+
+/** The terminal report: one row per (classifier, condition), then the verdicts. */
+export function formatStudy(
+  s: StudySummary,
+  dir: string,
+  seconds: number,
+  ran: number,
+  jobs: number,
+): string {
+  const rows = s.cells.map((c) => {
+    const acc = c.metrics.accuracy;
+    const d = c.vsReal?.accuracyDiff;
+    return [
+      c.classifier,
+      c.condition,
+      `${c.trainReal}+${c.trainSynthetic}`,
+      String(c.seeds.length),
+      acc ? `${pct(acc.mean)} [${pct(acc.ci[0])}, ${pct(acc.ci[1])}]` : '–',
+      pct(c.metrics.balancedAccuracy?.mean),
+      pct(c.metrics.sensitivity?.mean),
+      pct(c.metrics.specificity?.mean),
+      pct(c.metrics.macroF1?.mean),
+      pct(c.metrics.auc?.mean),
+      d ? `${d.mean >= 0 ? '+' : ''}${pct(d.mean)}` : '',
+      c.vsReal?.pHolm === null || c.vsReal?.pHolm === undefined ? '' : c.vsReal.pHolm.toFixed(3),
+    ];
+  });
+  const lines = [
+    `test set: ${s.testCount} real images (${s.classNames.map((n, k) => `${n} ${s.testClassCounts[k]}`).join(', ')})`,
+    '',
+    formatTable(
+      [
+        'classifier',
+        'condition',
+        'train real+syn',
+        'seeds',
+        'accuracy % [95% CI]',
+        'bal.acc',
+        'sens',
+        'spec',
+        'macro F1',
+        'AUC',
+        'Δacc',
+        'p (Holm)',
+      ],
+      rows,
+    ),
+    '',
+    ...s.verdicts.map((v) => `• ${v.text}`),
+    '',
+    `${ran} of ${jobs} jobs run now in ${formatSeconds(seconds)}; results: ${dir}/results.json, results.csv, study.sqlite`,
+  ];
+  return lines.join('\n');
+}
+
+export function registerStudyCommand(program: Command): void {
+  const cmd = program
+    .command('study')
+    .description(
+      'does synthetic data replace or augment real data? generator, synthetic pool, evaluation, classifiers × conditions × seeds, statistics',
+    )
+    .option('--data <source>', 'the real dataset (an .npz, medmnist:<name>, a folder of images or DICOM)')
+    .option('--config <file>', 'a study config file (YAML or JSON); flags override its fields')
+    .addOption(new Option('--preset <name>', 'starting config').choices(['quick', 'paper', 'tiny']))
+    .option('--resume <study-dir>', 'finish an interrupted study (finished jobs are kept)')
+    .addOption(new Option('--size <px>', 'image side').choices(['28', '32', '64', '128']))
+    .option(
+      '--conditions <list>',
+      'data conditions, e.g. real,synthetic,real+synthetic:1,rebalanced,limited:0.1+synthetic',
+      list,
+    )
+    .option('--classifiers <list>', 'classifiers, e.g. cnn,resnet,vgg,lbp-rf,texture-lr', list)
+    .option('--seeds <list>', 'seeds, e.g. 0,1,2 or 0-4', seedList)
+    .option('--minutes <n>', 'GAN training minutes', positive('--minutes'))
+    .option('--generator-run <dir>', 'use a finished `medsynth train` run instead of training one')
+    .option('--no-evaluate', 'skip the synthetic images’ FID/KID/PRDC/MS-SSIM/privacy evaluation')
+    .option('--out <dir>', 'parent folder of the numbered study directories', 'studies')
+    .option('--name <name>', 'study directory name (default <preset>-<data>-<size>)')
+    .option('--dry-run', 'print the resolved config and the job grid, and exit')
+    .option('--json', 'no progress; the results as one JSON document');
+  addDataFlags(cmd).action(async (flags: StudyFlags) => {
+    const render = createRenderer({ json: flags.json === true });
+    const { resolveStudyConfig } = await import('../study/config.js');
+    const { resumeStudy, runStudy, studyJobs } = await import('../study/runner.js');
+    if (flags.resume !== undefined && (flags.data !== undefined || flags.config !== undefined))
+      throw new ConfigError('give either --resume or a new study (--data/--config), not both', {
+        field: '--resume',
+      });
+    const config =
+      flags.resume === undefined ? resolveStudyConfig(await studyInputFromFlags(flags)) : undefined;
+    if (flags.dryRun) {
+      const jobs = config ? studyJobs(config) : [];
+      process.stdout.write(
+        `${JSON.stringify(config ? { config, jobs: jobs.map((j) => j.id) } : { resume: flags.resume }, null, 2)}\n`,
+      );
+      return;
+    }
+    const { selectBackend } = await import('../runtime/backend.js');
+    const backend = await selectBackend();
+    if (!flags.json)
+      process.stderr.write(`backend: ${backend.backend} (${backend.reason}), ${backend.threads} threads\n`);
+    const abort = new AbortController();
+    let interrupts = 0;
+    const onSigint = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      render.clear();
+      process.stderr.write(
+        'stopping after the current job (finished jobs are saved; resume with --resume; Ctrl-C again to quit now)\n',
+      );
+      abort.abort();
+    };
+    process.on('SIGINT', onSigint);
+    let result;
+    try {
+      const control = { onProgress: render.onProgress, signal: abort.signal, cacheDir: flags.cacheDir };
+      result =
+        flags.resume !== undefined
+          ? await resumeStudy(flags.resume, control)
+          : await runStudy(config!, { ...control, outDir: flags.out, name: flags.name });
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+    render.clear();
+    if (flags.json) {
+      process.stdout.write(`${JSON.stringify({ dir: result.dir, ...result.summary }, null, 2)}\n`);
+      return;
+    }
+    process.stdout.write(
+      `${formatStudy(result.summary, result.dir, result.seconds, result.ran, result.jobs)}\n`,
+    );
+  });
+}

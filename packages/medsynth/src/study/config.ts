@@ -1,0 +1,220 @@
+/**
+ * Study configuration: one zod schema, presets (`quick`, `paper`, `tiny`), and the file forms (YAML or
+ * JSON). Resolved once at the boundary (`resolveStudyConfig`); the runner and the study directory's
+ * `study.json` keep the resolved, frozen object.
+ */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DataOptionsSchema, resolveOptions } from '../config/data-options.js';
+import { METRIC_NAMES } from '../metrics/registry.js';
+import { ConfigError } from '../runtime/errors.js';
+import { conditionName, parseCondition, type Condition } from './conditions.js';
+
+const SizeSchema = z.union([z.literal(28), z.literal(32), z.literal(64), z.literal(128)]);
+
+/** A classifier in the grid: a built-in name, or a named variant of one with option overrides. */
+export const ClassifierEntrySchema = z.union([
+  z.string().min(1),
+  z
+    .object({
+      /** The name in tables and job ids (letters, digits, `-`, `_`, `.`). */
+      name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+      /** The built-in classifier it starts from (see study/classifiers.ts). */
+      base: z.string().min(1),
+      /** Options of the base classifier (validated by it). */
+      options: z.record(z.string(), z.unknown()).default({}),
+    })
+    .strict(),
+]);
+
+export const StudyConfigSchema = z
+  .object({
+    /** The preset the config started from (recorded for humans). */
+    preset: z.string().optional(),
+    /** The real dataset. Its train split trains the generator and the classifiers; val stops them early; test scores them. */
+    data: DataOptionsSchema,
+    /** Image side every model works at. */
+    size: SizeSchema.default(28),
+    channels: z.union([z.literal(1), z.literal(3), z.literal('auto')]).default('auto'),
+    /** Cap images per split (stratified, seeded by data.seed) — for smoke runs; unset = all. */
+    maxImages: z
+      .object({
+        train: z.number().int().min(2).optional(),
+        val: z.number().int().min(2).optional(),
+        test: z.number().int().min(2).optional(),
+      })
+      .strict()
+      .default({}),
+    /**
+     * The generator: `run` reuses a finished training run (its data must be this study's); otherwise one is
+     * trained inside the study directory with these GAN training options (see `medsynth train`).
+     */
+    generator: z
+      .object({
+        run: z.string().min(1).optional(),
+        train: z.record(z.string(), z.unknown()).default({}),
+        checkpoint: z.string().optional(),
+        truncation: z.number().positive().max(4).optional(),
+      })
+      .strict()
+      .default({ train: {} }),
+    /** Evaluate the synthetic images (FID, KID, PRDC, MS-SSIM, privacy) against the real ones. */
+    evaluate: z
+      .object({
+        enabled: z.boolean().default(true),
+        metrics: z
+          .array(z.enum(METRIC_NAMES))
+          .min(1)
+          .default([...METRIC_NAMES]),
+        extractor: z.string().default('domain'),
+        extractorEpochs: z.number().int().min(1).optional(),
+      })
+      .strict()
+      .default({ enabled: true, metrics: [...METRIC_NAMES], extractor: 'domain' }),
+    /** Data conditions (study/conditions.ts), e.g. `real`, `synthetic`, `real+synthetic:1`, `rebalanced`, `limited:0.1+synthetic`. */
+    conditions: z.array(z.string().min(1)).min(1),
+    classifiers: z.array(ClassifierEntrySchema).min(1),
+    /** Seeds: each job is repeated once per seed (classifier initialisation, data order, limited subsets). */
+    seeds: z.array(z.number().int().min(0)).min(1),
+    /** Binary tasks: the class whose recall is "sensitivity" (default the second class, e.g. `pneumonia`). */
+    positiveClass: z.string().optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!c.conditions.some((x) => x.trim() === 'real'))
+      ctx.addIssue({
+        code: 'custom',
+        message: 'the conditions need the `real` baseline (every other condition is compared with it)',
+        path: ['conditions'],
+      });
+    if (new Set(c.seeds).size !== c.seeds.length)
+      ctx.addIssue({ code: 'custom', message: 'seeds must be distinct', path: ['seeds'] });
+  });
+
+export type StudyConfigInput = z.input<typeof StudyConfigSchema>;
+export type StudyConfig = Readonly<z.output<typeof StudyConfigSchema>>;
+
+type Preset = Omit<Partial<StudyConfigInput>, 'data'>;
+
+/**
+ * - `quick`: the one-command answer on a MedMNIST-sized set at 28 px (the README's main job): a 4-minute
+ *   cGAN, six conditions, the small CNN and LBP + random forest, 3 seeds. About 15 minutes on 2 cores.
+ * - `paper`: the full grid: synthetic ratios 0.5/1/2, limited 10 %/25 % with and without synthetic top-up,
+ *   three CNNs and two conventional classifiers, 5 seeds, a longer GAN.
+ * - `tiny`: seconds-long smoke study (tests, CI): a tiny GAN, small subsets, tiny networks, one seed.
+ */
+export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
+  quick: {
+    size: 28,
+    generator: { train: { preset: 'medmnist-28', minutes: 4 } },
+    conditions: [
+      'real',
+      'synthetic',
+      'real+synthetic:1',
+      'rebalanced',
+      'limited:0.1',
+      'limited:0.1+synthetic',
+    ],
+    classifiers: ['cnn', 'lbp-rf'],
+    seeds: [0, 1, 2],
+  },
+  paper: {
+    size: 28,
+    generator: { train: { preset: 'medmnist-28', minutes: 30 } },
+    conditions: [
+      'real',
+      'synthetic',
+      'real+synthetic:0.5',
+      'real+synthetic:1',
+      'real+synthetic:2',
+      'rebalanced',
+      'limited:0.1',
+      'limited:0.1+synthetic',
+      'limited:0.25',
+      'limited:0.25+synthetic',
+    ],
+    classifiers: ['cnn', 'resnet', 'vgg', 'lbp-rf', 'texture-lr'],
+    seeds: [0, 1, 2, 3, 4],
+  },
+  tiny: {
+    size: 28,
+    maxImages: { train: 400, val: 100, test: 200 },
+    generator: { train: { preset: 'tiny', kimg: 0.5 } },
+    evaluate: { enabled: true, metrics: ['fid', 'prdc', 'privacy'], extractor: 'domain', extractorEpochs: 2 },
+    conditions: ['real', 'synthetic', 'real+synthetic:1', 'limited:0.25+synthetic'],
+    classifiers: [
+      { name: 'cnn', base: 'cnn', options: { epochs: 8, width: 8 } },
+      { name: 'lbp-rf', base: 'lbp-rf', options: { nEstimators: 20 } },
+    ],
+    seeds: [0],
+  },
+});
+
+export const DEFAULT_STUDY_PRESET = 'quick';
+
+/** Preset (default `quick`) → user's values (objects merged one level deep) → validation → frozen. */
+export function resolveStudyConfig(
+  input: Partial<StudyConfigInput> & { data: StudyConfigInput['data'] },
+): StudyConfig {
+  const presetName = input.preset ?? DEFAULT_STUDY_PRESET;
+  const preset = STUDY_PRESETS[presetName];
+  if (!preset)
+    throw new ConfigError(`unknown study preset "${presetName}"`, {
+      field: 'preset',
+      expected: Object.keys(STUDY_PRESETS).join(', '),
+    });
+  const merged: Record<string, unknown> = { ...preset };
+  for (const [k, v] of Object.entries(input)) {
+    if (v === undefined) continue;
+    const base = merged[k];
+    merged[k] = isPlainObject(base) && isPlainObject(v) && k !== 'data' ? { ...base, ...v } : (v as unknown);
+  }
+  merged['preset'] = presetName;
+  const config = resolveOptions(StudyConfigSchema, merged, 'study config');
+  studyConditions(config); // names every bad condition now, not mid-study
+  return config;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The parsed conditions of a config, in order, with their names (duplicates refused). */
+export function studyConditions(config: StudyConfig): { name: string; condition: Condition }[] {
+  const out = config.conditions.map((text, i) => {
+    const condition = parseCondition(text, `conditions.${i}`);
+    return { name: conditionName(condition), condition };
+  });
+  const seen = new Set<string>();
+  for (const { name } of out) {
+    if (seen.has(name)) throw new ConfigError(`condition ${name} is listed twice`, { field: 'conditions' });
+    seen.add(name);
+  }
+  return out;
+}
+
+/** Reads a study config file (`.yaml`/`.yml` or `.json`); the result still needs `resolveStudyConfig`. */
+export async function readStudyConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read the study config: ${(e as Error).message}`, { file });
+  }
+  let value: unknown;
+  try {
+    value = ['.yaml', '.yml'].includes(extname(file).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(
+      `not valid ${extname(file) === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+      {
+        file,
+      },
+    );
+  }
+  if (!isPlainObject(value))
+    throw new ConfigError('a study config is a mapping of fields', { file, found: typeof value });
+  return value;
+}
