@@ -9,6 +9,7 @@ import { registerDataCommands } from './data.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerEvaluateCommand } from './evaluate.js';
 import { registerGenerateCommand } from './generate.js';
+import { registerReportCommand } from './report.js';
 import { registerStudyCommand } from './study.js';
 import { registerTrainCommand } from './train.js';
 
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerGenerateCommand(program);
   registerEvaluateCommand(program);
   registerStudyCommand(program);
+  registerReportCommand(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -202,13 +202,22 @@ export function registerStudyCommand(program: Command): void {
     } finally {
       process.off('SIGINT', onSigint);
     }
+    // The report is a view of results.json: a failure to draw it must not fail the finished study.
+    let report: string | null = null;
+    try {
+      const { writeReport } = await import('../report/index.js');
+      report = await writeReport(result.dir);
+    } catch (e) {
+      render.onProgress({ type: 'warning', message: `report not written: ${(e as Error).message}` });
+    }
     render.clear();
     if (flags.json) {
-      process.stdout.write(`${JSON.stringify({ dir: result.dir, ...result.summary }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ dir: result.dir, report, ...result.summary }, null, 2)}\n`);
       return;
     }
     process.stdout.write(
-      `${formatStudy(result.summary, result.dir, result.seconds, result.ran, result.jobs)}\n`,
+      `${formatStudy(result.summary, result.dir, result.seconds, result.ran, result.jobs)}\n` +
+        (report ? `report: ${report}\n` : ''),
     );
   });
 }
