@@ -6,6 +6,7 @@ export {
   DEFAULT_TRAIN_PRESET,
   resolveTrainOptions,
   TRAIN_PRESETS,
+  trainPresetForSize,
   type TrainOptions,
   type TrainOptionsInput,
 } from './config/train-options.js';
@@ -137,3 +138,4 @@ export { BUILTIN_CLASSIFIERS } from './study/classifiers.js';
 export { readStudyConfig, resumeStudy, runStudy, type StudyResult, studyJobs } from './study/runner.js';
 export { type JobRow, StudyStore } from './study/store.js';
 export { type StudySummary, summariseStudy } from './study/summary.js';
+export { buildReport, loadStudyReport, REPORT_FILE, writeReport } from './report/index.js';

@@ -173,6 +173,12 @@ export const TRAIN_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
 
 export const DEFAULT_TRAIN_PRESET = 'medmnist-28';
 
+/** The training preset made for images of this side: `medmnist-28` up to 32 px, then `small-64`, `small-128`. */
+export function trainPresetForSize(size: number): string {
+  if (size <= 32) return 'medmnist-28';
+  return size <= 64 ? 'small-64' : 'small-128';
+}
+
 /**
  * Resolves training options: the preset's values (default `medmnist-28`, or the one named in `input.preset`),
  * then the user's, validated and frozen. An unknown preset is a ConfigError listing the known ones.

@@ -3,8 +3,8 @@
  * when the study has nothing to draw), and their rendering to static SVG with Vega in Node (no canvas, no
  * browser). The SVG's element ids are prefixed per chart so that several charts can live in one page.
  */
-import { parse, View, type LoggerInterface } from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { LoggerInterface } from 'vega';
+import type { TopLevelSpec } from 'vega-lite';
 import type { CellSummary, Interval, StudySummary } from '../study/summary.js';
 import type { EvaluationRecord, TickStats } from './load.js';
 
@@ -499,6 +499,8 @@ export function scopeSvgIds(svg: string, prefix: string): string {
 
 /** Renders a Vega-Lite spec to a standalone SVG string (Vega's SVG renderer, headless). */
 export async function renderSvg(spec: TopLevelSpec, idPrefix: string): Promise<string> {
+  // Loaded on first use: importing the library should not load Vega.
+  const [{ parse, View }, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const messages: string[] = [];
   const logger = quietLogger(messages);
   const vega = compile(spec, { logger }).spec;

@@ -4,7 +4,7 @@
  * `study.json` keep the resolved, frozen object.
  */
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DataOptionsSchema, resolveOptions } from '../config/data-options.js';
@@ -49,7 +49,8 @@ export const StudyConfigSchema = z
       .default({}),
     /**
      * The generator: `run` reuses a finished training run (its data must be this study's); otherwise one is
-     * trained inside the study directory with these GAN training options (see `medsynth train`).
+     * trained inside the study directory with these GAN training options (see `medsynth train`). Without a
+     * `preset` there, the training preset made for the study's size is used (`medmnist-28`, `small-64`, `small-128`).
      */
     generator: z
       .object({
@@ -100,7 +101,7 @@ type Preset = Omit<Partial<StudyConfigInput>, 'data'>;
 
 /**
  * - `quick`: the one-command answer on a MedMNIST-sized set at 28 px (the README's main job): a 3-minute
- *   cGAN, six conditions, the small CNN (≤ 8 epochs) and LBP + random forest (50 trees), 3 seeds.
+ *   cGAN (with the training preset for the size), six conditions, the small CNN (≤ 8 epochs) and LBP + random forest (50 trees), 3 seeds.
  * - `paper`: the full grid: synthetic ratios 0.5/1/2, limited 10 %/25 % with and without synthetic top-up,
  *   three CNNs and two conventional classifiers, 5 seeds, a longer GAN.
  * - `tiny`: seconds-long smoke study (tests, CI): a tiny GAN, small subsets, tiny networks, one seed.
@@ -108,7 +109,7 @@ type Preset = Omit<Partial<StudyConfigInput>, 'data'>;
 export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
   quick: {
     size: 28,
-    generator: { train: { preset: 'medmnist-28', minutes: 3 } },
+    generator: { train: { minutes: 3 } },
     conditions: [
       'real',
       'synthetic',
@@ -117,7 +118,9 @@ export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
       'limited:0.1',
       'limited:0.1+synthetic',
     ],
-    // Shortened so that the whole study fits in about 15 minutes on 2 cores.
+    // Shortened so that the whole study fits in 15 minutes on 2 cores (measured 14m58s with a 15-epoch
+    // feature extractor, whose training took 2 of them; 10 epochs leave a margin).
+    evaluate: { enabled: true, metrics: [...METRIC_NAMES], extractor: 'domain', extractorEpochs: 10 },
     classifiers: [
       { name: 'cnn', base: 'cnn', options: { epochs: 8, patience: 3 } },
       { name: 'lbp-rf', base: 'lbp-rf', options: { nEstimators: 50 } },
@@ -126,7 +129,7 @@ export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
   },
   paper: {
     size: 28,
-    generator: { train: { preset: 'medmnist-28', minutes: 30 } },
+    generator: { train: { minutes: 30 } },
     conditions: [
       'real',
       'synthetic',
@@ -158,7 +161,7 @@ export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
 
 export const DEFAULT_STUDY_PRESET = 'quick';
 
-/** Preset (default `quick`) → user's values (objects merged one level deep) → validation → frozen. */
+/** Preset (default `quick`) → user's values (nested objects merged key by key; `data` is the user's) → validation → frozen. */
 export function resolveStudyConfig(
   input: Partial<StudyConfigInput> & { data: StudyConfigInput['data'] },
 ): StudyConfig {
@@ -169,12 +172,9 @@ export function resolveStudyConfig(
       field: 'preset',
       expected: Object.keys(STUDY_PRESETS).join(', '),
     });
-  const merged: Record<string, unknown> = { ...preset };
-  for (const [k, v] of Object.entries(input)) {
-    if (v === undefined) continue;
-    const base = merged[k];
-    merged[k] = isPlainObject(base) && isPlainObject(v) && k !== 'data' ? { ...base, ...v } : (v as unknown);
-  }
+  const { data, ...rest } = input;
+  const merged = mergeDeep(preset as Record<string, unknown>, rest);
+  merged['data'] = data;
   merged['preset'] = presetName;
   const config = resolveOptions(StudyConfigSchema, merged, 'study config');
   studyConditions(config); // names every bad condition now, not mid-study
@@ -183,6 +183,20 @@ export function resolveStudyConfig(
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * `over` laid on `base`: nested objects merge key by key (so `generator.train.minutes` keeps the preset's
+ * other GAN options), arrays and other values replace, `undefined` leaves the base value.
+ */
+function mergeDeep(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? mergeDeep(b, v) : v;
+  }
+  return out;
 }
 
 /** The parsed conditions of a config, in order, with their names (duplicates refused). */
@@ -199,7 +213,11 @@ export function studyConditions(config: StudyConfig): { name: string; condition:
   return out;
 }
 
-/** Reads a study config file (`.yaml`/`.yml` or `.json`); the result still needs `resolveStudyConfig`. */
+/**
+ * Reads a study config file (`.yaml`/`.yml` or `.json`); the result still needs `resolveStudyConfig`.
+ * Relative paths in it (`data.source`, `data.labelsCsv`, `data.cacheDir`, `generator.run`) are taken from
+ * the file's folder, so a config works from any working directory; `medmnist:` sources are left alone.
+ */
 export async function readStudyConfigFile(file: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
@@ -220,5 +238,23 @@ export async function readStudyConfigFile(file: string): Promise<Record<string, 
   }
   if (!isPlainObject(value))
     throw new ConfigError('a study config is a mapping of fields', { file, found: typeof value });
-  return value;
+  return withPathsFrom(dirname(resolve(file)), value);
+}
+
+/** A path in a config file, made absolute against `base`; sources with a scheme (`medmnist:…`) unchanged. */
+function pathFrom(base: string, v: unknown): unknown {
+  if (typeof v !== 'string' || v.length === 0 || isAbsolute(v) || /^[a-z][\w+.-]+:/i.test(v)) return v;
+  return resolve(base, v);
+}
+
+function withPathsFrom(base: string, config: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...config };
+  if (isPlainObject(out['data'])) {
+    const data = { ...out['data'] };
+    for (const k of ['source', 'labelsCsv', 'cacheDir']) if (k in data) data[k] = pathFrom(base, data[k]);
+    out['data'] = data;
+  }
+  if (isPlainObject(out['generator']) && 'run' in out['generator'])
+    out['generator'] = { ...out['generator'], run: pathFrom(base, out['generator']['run']) };
+  return out;
 }

@@ -26,7 +26,7 @@ import { stratifiedFraction } from '../data/splits.js';
 import { encodePng, tileImages } from '../data/image/grid.js';
 import { pickImages } from '../data/image/transform.js';
 import type { ImageArray } from '../data/types.js';
-import { resolveTrainOptions, type TrainOptionsInput } from '../config/train-options.js';
+import { resolveTrainOptions, type TrainOptionsInput, trainPresetForSize } from '../config/train-options.js';
 import type { LabelledSet } from '../metrics/evaluate.js';
 import { evaluateSources, generateFromRun } from '../metrics/sources.js';
 import { gridRows, writeEvaluation } from '../metrics/write-evaluation.js';
@@ -196,6 +196,8 @@ async function generatorRun(dir: string, config: StudyConfig, control: RunContro
   const train = config.generator.train as Partial<TrainOptionsInput>;
   const options = resolveTrainOptions({
     ...train,
+    // Without a named preset, the one made for the study's image size (ADA and R1 from 64 px up).
+    preset: train.preset ?? trainPresetForSize(config.size),
     data: config.data,
     size: config.size,
     channels: config.channels,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { resolveTrainOptions, TRAIN_PRESETS } from '../../src/config/train-options.js';
+import { resolveTrainOptions, TRAIN_PRESETS, trainPresetForSize } from '../../src/config/train-options.js';
 import { ConfigError } from '../../src/runtime/errors.js';
 
 const data = { source: 'x.npz' };
@@ -27,6 +27,17 @@ describe('resolveTrainOptions', () => {
     assert.equal(t.minutes, 2);
     const both = resolveTrainOptions({ data, kimg: 5, minutes: 2 });
     assert.deepEqual([both.kimg, both.minutes], [5, 2]);
+  });
+
+  test('each image size maps to a preset made for that size', () => {
+    // 32 px shares the 28-px preset (same network depth); from 64 px up, ADA + R1 presets of that size.
+    assert.deepEqual([28, 32, 64, 128].map(trainPresetForSize), [
+      'medmnist-28',
+      'medmnist-28',
+      'small-64',
+      'small-128',
+    ]);
+    for (const size of [64, 128]) assert.equal(TRAIN_PRESETS[trainPresetForSize(size)]!.size, size);
   });
 
   test('presets differ where they should', () => {

@@ -10,7 +10,7 @@ import { selectBackend } from '../../src/runtime/backend.js';
 import { ConfigError, StudyError } from '../../src/runtime/errors.js';
 import { resolveStudyConfig } from '../../src/study/config.js';
 import { readStudyConfig, resumeStudy, runStudy, studyJobs } from '../../src/study/runner.js';
-import { STORE_FILE, StudyStore, type JobRow } from '../../src/study/store.js';
+import { studyRows } from '../helpers/study.js';
 import { sharedData } from '../helpers/shared-data.js';
 
 const PNEUMONIA = sharedData('medmnist', 'pneumoniamnist_28_reconstructed.npz');
@@ -24,15 +24,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function rows(studyDir: string): JobRow[] {
-  const store = StudyStore.open(join(studyDir, STORE_FILE));
-  try {
-    return store.jobs();
-  } finally {
-    store.close();
-  }
-}
 
 const config = () => resolveStudyConfig({ preset: 'tiny', data: { source: PNEUMONIA } });
 
@@ -56,14 +47,14 @@ describe('medsynth study (tiny preset)', () => {
     );
     const [name] = (await import('node:fs')).readdirSync(join(dir, 'studies'));
     interrupted = join(dir, 'studies', name!);
-    const before = rows(interrupted);
+    const before = studyRows(interrupted);
     assert.equal(before.length, 3, 'three jobs had finished');
     assert.deepEqual(await readStudyConfig(interrupted), c);
 
     const result = await resumeStudy(interrupted, { cacheDir: join(dir, 'cache') });
     assert.equal(result.jobs, 8);
     assert.equal(result.ran, 5);
-    const afterRows = rows(interrupted);
+    const afterRows = studyRows(interrupted);
     assert.equal(afterRows.length, 8);
     for (const r of before) {
       const again = afterRows.find((x) => x.id === r.id)!;
@@ -104,8 +95,8 @@ describe('medsynth study (tiny preset)', () => {
 
   test('an uninterrupted study gives the same rows as the resumed one', async () => {
     const fresh = await runStudy(config(), { outDir: join(dir, 'studies'), cacheDir: join(dir, 'cache') });
-    const a = rows(interrupted);
-    const b = rows(fresh.dir);
+    const a = studyRows(interrupted);
+    const b = studyRows(fresh.dir);
     assert.equal(b.length, a.length);
     for (const r of a) {
       const other = b.find((x) => x.id === r.id)!;

@@ -1,0 +1,154 @@
+// `medsynth study` as a user runs it: a config file with flag overrides (--dry-run), errors that name the
+// field, and a study process killed with SIGKILL mid-grid that `--resume` finishes with the finished jobs'
+// rows unchanged.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { STORE_FILE } from '../../src/study/store.js';
+import { studyRows } from '../helpers/study.js';
+import { sharedData } from '../helpers/shared-data.js';
+
+const entry = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
+const PNEUMONIA = sharedData('medmnist', 'pneumoniamnist_28_reconstructed.npz');
+const node = [process.execPath, '--conditions=source', '--import', 'tsx', entry] as const;
+
+function cli(...args: string[]) {
+  const r = spawnSync(node[0], [...node.slice(1), ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Finished jobs so far, read without disturbing the writer (0 before the store exists). */
+function finishedCount(studyDir: string): number {
+  const file = join(studyDir, STORE_FILE);
+  if (!existsSync(file)) return 0;
+  try {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM jobs').get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0; // the table is being created
+  }
+}
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'medsynth-cli-study-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('medsynth study (CLI)', () => {
+  test('--dry-run: the config file, then flags over it, resolved against the preset; the job grid', async () => {
+    const file = join(dir, 'study.yaml');
+    await writeFile(
+      file,
+      [
+        'preset: tiny',
+        `data: { source: ${JSON.stringify(PNEUMONIA)} }`,
+        'conditions: [real, synthetic, rebalanced]',
+        'classifiers: [lbp-rf, { name: cnn-wide, base: cnn, options: { width: 32 } }]',
+        'seeds: [7]',
+        '',
+      ].join('\n'),
+    );
+    const r = cli('study', '--config', file, '--seeds', '0-2', '--minutes', '2', '--dry-run');
+    assert.equal(r.code, 0, r.stderr);
+    const { config, jobs } = JSON.parse(r.stdout) as {
+      config: { preset: string; seeds: number[]; conditions: string[]; generator: { train: object } };
+      jobs: string[];
+    };
+    assert.equal(config.preset, 'tiny');
+    assert.deepEqual(config.seeds, [0, 1, 2], 'the flag wins over the file');
+    assert.deepEqual(config.conditions, ['real', 'synthetic', 'rebalanced'], 'the file wins over the preset');
+    assert.deepEqual(config.generator.train, { preset: 'tiny', kimg: 0.5, minutes: 2 });
+    assert.equal(jobs.length, 3 * 2 * 3);
+    assert.ok(jobs.includes('rebalanced|cnn-wide|2'), jobs.join(' '));
+    assert.equal(readdirSync(dir).length, 1, 'a dry run writes nothing');
+  });
+
+  test('bad configs exit non-zero and name the field; --resume excludes a new study', () => {
+    const noReal = cli('study', '--data', PNEUMONIA, '--conditions', 'synthetic', '--dry-run');
+    assert.notEqual(noReal.code, 0);
+    assert.match(noReal.stderr, /conditions/);
+    assert.match(noReal.stderr, /real/);
+    const badCondition = cli('study', '--data', PNEUMONIA, '--conditions', 'real,halfreal', '--dry-run');
+    assert.notEqual(badCondition.code, 0);
+    assert.match(badCondition.stderr, /halfreal/);
+    const badClassifier = cli('study', '--data', PNEUMONIA, '--classifiers', 'cnn,svm9', '--dry-run');
+    assert.notEqual(badClassifier.code, 0);
+    assert.match(badClassifier.stderr, /svm9/);
+    const both = cli('study', '--data', PNEUMONIA, '--resume', join(dir, 'x'));
+    assert.notEqual(both.code, 0);
+    assert.match(both.stderr, /--resume/);
+    const missing = cli('study', '--resume', join(dir, 'nowhere'));
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /study/);
+  });
+
+  test('SIGKILL mid-study, then --resume: finished rows unchanged, the rest run, results and report written', async () => {
+    const out = join(dir, 'studies');
+    const file = join(dir, 'kill.json');
+    const forest = { name: 'rf', base: 'lbp-rf', options: { nEstimators: 10 } };
+    await writeFile(file, JSON.stringify({ preset: 'tiny', classifiers: [forest] }));
+    const args = [
+      'study',
+      '--config',
+      file,
+      '--data',
+      PNEUMONIA,
+      '--no-evaluate',
+      '--conditions',
+      'real,synthetic,real+synthetic:1',
+      '--seeds',
+      '0-3',
+      '--out',
+      out,
+      '--name',
+      'killed',
+      '--json',
+    ];
+    const child = spawn(node[0], [...node.slice(1), ...args], { stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    let studyDir = '';
+    const deadline = Date.now() + 240_000;
+    while (Date.now() < deadline) {
+      const found = existsSync(out) ? readdirSync(out) : [];
+      if (found.length > 0) studyDir = join(out, found[0]!);
+      if (studyDir && finishedCount(studyDir) >= 2) break;
+      if (child.exitCode !== null) break;
+      await sleep(100);
+    }
+    assert.equal(child.exitCode, null, 'the study was still running when killed');
+    child.kill('SIGKILL');
+    await exited;
+    const before = studyRows(studyDir);
+    assert.ok(before.length >= 2 && before.length < 12, `${before.length} jobs had finished`);
+
+    const r = cli('study', '--resume', studyDir, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { dir: string; report: string | null; cells: unknown[] };
+    assert.equal(result.cells.length, 3);
+    const afterRows = studyRows(studyDir);
+    assert.equal(afterRows.length, 12, '3 conditions × 1 classifier × 4 seeds');
+    for (const row of before)
+      assert.deepEqual(
+        afterRows.find((x) => x.id === row.id),
+        row,
+        `row ${row.id} unchanged by the resume`,
+      );
+    for (const f of ['results.json', 'results.csv', 'report.html'])
+      assert.ok(existsSync(join(studyDir, f)), f);
+    assert.equal(result.report, join(studyDir, 'report.html'));
+  });
+});
