@@ -59,8 +59,8 @@ ul.verdicts { list-style: none; padding: 0; margin: 8px 0; }
 ul.verdicts li { padding: 7px 12px; margin: 6px 0; background: var(--bg-soft); border-left: 4px solid var(--accent);
   border-radius: 3px; }
 .scroll { overflow-x: auto; margin: 8px 0 4px; }
-table { border-collapse: collapse; font-size: 0.9rem; }
-th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); }
+table { border-collapse: collapse; font-size: 0.86rem; }
+th, td { padding: 4px 6px; border-bottom: 1px solid var(--line); }
 th { text-align: left; font-weight: 600; background: var(--bg-soft); vertical-align: bottom; }
 td:first-child { white-space: nowrap; }
 th.num { text-align: right; }
@@ -227,7 +227,7 @@ function generatorFacts(data: StudyReportData): string {
   }
   if (result) {
     const trained = [
-      typeof result['kimg'] === 'number' ? `${result['kimg']} kimg` : null,
+      typeof result['kimg'] === 'number' ? `${stat(result['kimg'])} kimg` : null,
       typeof result['seconds'] === 'number' ? `in ${duration(result['seconds'])}` : null,
       typeof result['stoppedBy'] === 'string' ? `(stopped by ${result['stoppedBy']})` : null,
     ].filter((x) => x !== null);
@@ -307,7 +307,7 @@ function training(data: StudyReportData, charts: ReportCharts): Html {
   const rate = speed.length
     ? `, ${Math.round(speed.reduce((a, b) => a + b, 0) / speed.length)} images/s on average`
     : '';
-  const summary = last ? ` ${ticks.length} ticks up to ${last.kimg} kimg${time}${rate}.` : '';
+  const summary = last ? ` ${ticks.length} ticks up to ${stat(last.kimg)} kimg${time}${rate}.` : '';
   const caption =
     'Losses are per tick and noisy by nature: a D loss near zero with a rising G loss means the discriminator has won; exploding or oscillating losses mean unstable training. Judge the images by the evaluation below, not by the losses.';
   return h`<section id="training"><h2>GAN training</h2>
