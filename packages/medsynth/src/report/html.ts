@@ -402,7 +402,7 @@ function privacy(data: StudyReportData, charts: ReportCharts): Html {
       : '';
   const histograms = charts.privacy.length
     ? h`<div class="chart-row">${charts.privacy.map((p) => h`<div class="chart">${raw(p.svg)}</div>`)}</div>${note(
-        'Distance of each synthetic (red) and held-out real (blue) image to its nearest training image; dashed line: the held-out 5th percentile.',
+        'Distance of each synthetic (red) and held-out real (blue) image to its nearest training image; dashed line: the held-out 5th percentile. Pixel distances favour smooth images: blurry or averaged synthetic images sit close to many training images without copying any. When the two spaces disagree, trust the feature space and look at the closest pairs.',
       )}`
     : '';
   return h`<h3>Privacy (memorisation)</h3>
