@@ -9,6 +9,7 @@ import { ConfigError } from '../runtime/errors.js';
 import type { StudyConfigInput } from '../study/config.js';
 import type { StudySummary } from '../study/summary.js';
 import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
+import { abortOnSigint } from './interrupt.js';
 import { createRenderer, formatSeconds, formatTable } from './render.js';
 
 interface StudyFlags extends DataFlags {
@@ -180,27 +181,19 @@ export function registerStudyCommand(program: Command): void {
     const backend = await selectBackend();
     if (!flags.json)
       process.stderr.write(`backend: ${backend.backend} (${backend.reason}), ${backend.threads} threads\n`);
-    const abort = new AbortController();
-    let interrupts = 0;
-    const onSigint = () => {
-      interrupts++;
-      if (interrupts > 1) process.exit(130);
-      render.clear();
-      process.stderr.write(
-        'stopping after the current job (finished jobs are saved; resume with --resume; Ctrl-C again to quit now)\n',
-      );
-      abort.abort();
-    };
-    process.on('SIGINT', onSigint);
+    const interrupt = abortOnSigint(
+      'stopping after the current job (finished jobs are saved; resume with --resume; Ctrl-C again to quit now)',
+      render.clear,
+    );
     let result;
     try {
-      const control = { onProgress: render.onProgress, signal: abort.signal, cacheDir: flags.cacheDir };
+      const control = { onProgress: render.onProgress, signal: interrupt.signal, cacheDir: flags.cacheDir };
       result =
         flags.resume !== undefined
           ? await resumeStudy(flags.resume, control)
           : await runStudy(config!, { ...control, outDir: flags.out, name: flags.name });
     } finally {
-      process.off('SIGINT', onSigint);
+      interrupt.release();
     }
     // The report is a view of results.json: a failure to draw it must not fail the finished study.
     let report: string | null = null;

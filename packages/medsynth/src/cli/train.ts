@@ -18,6 +18,7 @@ import { selectBackend } from '../runtime/backend.js';
 import { ConfigError } from '../runtime/errors.js';
 import { resumeGan, type TrainResult, trainGan } from '../training/loop.js';
 import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
+import { abortOnSigint } from './interrupt.js';
 import { createRenderer, formatSeconds } from './render.js';
 
 interface TrainFlags extends DataFlags {
@@ -192,27 +193,19 @@ export function registerTrainCommand(program: Command): void {
     const backend = await selectBackend();
     if (!flags.json)
       process.stderr.write(`backend: ${backend.backend} (${backend.reason}), ${backend.threads} threads\n`);
-    const abort = new AbortController();
-    let interrupts = 0;
-    const onSigint = () => {
-      interrupts++;
-      if (interrupts > 1) process.exit(130);
-      render.clear();
-      process.stderr.write(
-        'stopping after this step (a checkpoint will be written; Ctrl-C again to quit now)\n',
-      );
-      abort.abort();
-    };
-    process.on('SIGINT', onSigint);
+    const interrupt = abortOnSigint(
+      'stopping after this step (a checkpoint will be written; Ctrl-C again to quit now)',
+      render.clear,
+    );
     let result: TrainResult;
     try {
-      const control = { onProgress: render.onProgress, signal: abort.signal };
+      const control = { onProgress: render.onProgress, signal: interrupt.signal };
       result =
         flags.resume !== undefined
           ? await resumeGan(flags.resume, { kimg: flags.kimg, minutes: flags.minutes }, control)
           : await trainGan(options!, control);
     } finally {
-      process.off('SIGINT', onSigint);
+      interrupt.release();
     }
     render.clear();
     if (flags.json) {
