@@ -10,7 +10,16 @@ export {
   type TrainOptions,
   type TrainOptionsInput,
 } from './config/train-options.js';
-export { Dataset, DEFAULT_SPLIT_POLICY, type LoadOptions, Split, type SplitPolicy } from './data/dataset.js';
+export {
+  type ChannelsOption,
+  Dataset,
+  decideChannels,
+  DEFAULT_SPLIT_POLICY,
+  describeChannels,
+  type LoadOptions,
+  Split,
+  type SplitPolicy,
+} from './data/dataset.js';
 export { encodePng, tileImages } from './data/image/grid.js';
 export { imagesToTensor, tensorToImages } from './data/image/tensors.js';
 export {

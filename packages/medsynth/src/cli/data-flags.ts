@@ -56,6 +56,10 @@ export function addDataFlags(cmd: Command): Command {
     .addOption(
       new Option('--dicom-bit-depth <bits>', 'DICOM output bit depth after windowing').choices(['8', '16']),
     )
+    .option(
+      '--allow-outside-root',
+      'follow symbolic links and labels-CSV paths that lead outside the dataset folder (off: not followed / an error)',
+    )
     .option('--cache-dir <dir>', 'download cache (default: $MEDSYNTH_CACHE or ~/.cache/medsynth)')
     .option('--medmnist-url <url>', 'base URL replacing the official MedMNIST record (a mirror)');
 }
@@ -74,6 +78,7 @@ export interface DataFlags {
   dicomBitDepth?: '8' | '16';
   cacheDir?: string;
   medmnistUrl?: string;
+  allowOutsideRoot?: boolean;
 }
 
 export function dataOptionsFromFlags(source: string, f: DataFlags): DataOptionsInput {
@@ -89,6 +94,7 @@ export function dataOptionsFromFlags(source: string, f: DataFlags): DataOptionsI
     'groupFromFilename',
     'dicomWindow',
     'cacheDir',
+    'allowOutsideRoot',
   ] as const;
   for (const k of copy) if (f[k] !== undefined) o[k] = f[k];
   if (f.dicomBitDepth !== undefined) o.dicomBitDepth = Number(f.dicomBitDepth);

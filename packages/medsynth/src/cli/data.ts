@@ -1,4 +1,5 @@
 /** `medsynth data …`: look at a dataset before using it. */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { encodePng } from '../data/image/grid.js';
@@ -18,6 +19,7 @@ import { createRenderer, formatTable } from './render.js';
 interface InspectFlags extends DataFlags {
   json?: boolean;
   grid?: string;
+  overwrite?: boolean;
   gridPerClass: number;
   gridSize: number;
   maxImages?: number;
@@ -63,6 +65,7 @@ export function registerDataCommands(program: Command): void {
       .option('--json', 'print one JSON object instead of tables')
       .option('--grid <file.png>', 'also write a PNG grid of samples, one row per class (train split)')
       .option('--grid-per-class <n>', 'images per class in the grid', positive('--grid-per-class'), 8)
+      .option('--overwrite', 'replace an existing --grid file')
       .option('--grid-size <px>', 'grid cell size', positive('--grid-size'), 64)
       .option(
         '--max-images <n>',
@@ -82,6 +85,13 @@ export function registerDataCommands(program: Command): void {
       ),
   ).action(async (source: string, flags: InspectFlags) => {
     const render = createRenderer({ json: flags.json === true });
+    const gridFile = flags.grid === undefined ? undefined : resolve(flags.grid);
+    if (gridFile !== undefined && flags.overwrite !== true && existsSync(gridFile)) {
+      throw new ConfigError('the grid file exists; pass --overwrite to replace it', {
+        field: '--grid',
+        file: gridFile,
+      });
+    }
     const ds = await openDataset(dataOptionsFromFlags(source, flags), { onProgress: render.onProgress });
     if (flags.alpha !== undefined && flags.sites === undefined) {
       throw new ConfigError('--alpha needs --sites', { field: '--alpha' });
@@ -93,21 +103,26 @@ export function registerDataCommands(program: Command): void {
       if (flags.fraction !== undefined)
         subsets.push(summarizeSplit(train.fraction(flags.fraction, flags.seed)));
       if (flags.sites !== undefined) {
+        if (flags.sites > train.size) {
+          throw new ConfigError('more sites than train images: every site needs at least one image', {
+            field: '--sites',
+            expected: `at most ${train.size} (the train split's images)`,
+            found: String(flags.sites),
+          });
+        }
         const sites = train.sites(flags.sites, { seed: flags.seed, alpha: flags.alpha });
         subsets.push(...sites.map(summarizeSplit));
       }
     }
     const summary = subsets.length > 0 ? { ...inspected, subsets } : inspected;
-    let gridFile: string | undefined;
-    if (flags.grid) {
+    if (gridFile !== undefined) {
       const split = ds.splits()[0]!;
       const grid = await classGrid(split, {
         perClass: flags.gridPerClass,
         cellSize: flags.gridSize,
         seed: flags.seed,
       });
-      gridFile = resolve(flags.grid);
-      await writeFileAtomic(gridFile, await encodePng(grid));
+      await writeFileAtomic(gridFile, await encodePng(grid), 'writing the sample grid');
     }
     render.clear();
     if (flags.json) {

@@ -18,7 +18,7 @@ interface EvaluateFlags extends DataFlags {
   realSplit: 'train' | 'val' | 'test';
   holdoutSplit: 'train' | 'val' | 'test' | 'none';
   size?: number;
-  channels?: '1' | '3';
+  channels?: '1' | '3' | 'auto';
   count?: number;
   checkpoint?: string;
   truncation?: number;
@@ -102,10 +102,10 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
     )
     .option('--size <px>', 'compare at this size (default: the synthetic images’ size)', positive('--size'))
     .addOption(
-      new Option('--channels <n>', 'convert real and synthetic images to 1 or 3 channels').choices([
-        '1',
-        '3',
-      ]),
+      new Option(
+        '--channels <n>',
+        'compare at 1 or 3 channels, or auto (default: a run’s own channels; for a set, 1 for grey content, 3 when any image has colour)',
+      ).choices(['1', '3', 'auto']),
     )
     .option(
       '--count <n>',
@@ -169,7 +169,10 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
         realSplit: flags.realSplit,
         holdoutSplit: flags.holdoutSplit,
         size: flags.size,
-        channels: flags.channels === undefined ? undefined : (Number(flags.channels) as 1 | 3),
+        channels:
+          flags.channels === undefined || flags.channels === 'auto'
+            ? flags.channels
+            : (Number(flags.channels) as 1 | 3),
         fakeCount: flags.count,
         checkpoint: flags.checkpoint,
         truncation: flags.truncation,
@@ -204,6 +207,36 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
 }
 
 const fmt = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : formatStat(v));
+
+/** Columns of the table per metric, for the "not computed" footnote. */
+const TABLE_METRICS: readonly MetricName[] = ['fid', 'kid', 'prdc', 'msssim'];
+
+/**
+ * Why table cells show `–`: metrics not asked for (`--metrics`), FID without a bootstrap spread, and
+ * metrics a class of a comparison is too small for (the record's note, e.g. PRDC's k-NN balls need more
+ * than k images of the class in both sets), one line per comparison, class and reason.
+ */
+function notComputed(ev: SourceEvaluation, classes: readonly (string | null)[]): string[] {
+  const { records, settings } = ev.result;
+  const out: string[] = [];
+  const present = new Set(records.map((r) => r.metric));
+  const absent = TABLE_METRICS.filter((m) => !present.has(m));
+  if (absent.length > 0) out.push(`${absent.join(', ')}: not requested (--metrics)`);
+  if (present.has('fid') && settings.bootstrap === 0)
+    out.push('± (FID spread): no bootstrap (--bootstrap 0)');
+  const label = (m: MetricName) => (m === 'prdc' ? `prdc (k = ${settings.k})` : m);
+  const byReason = new Map<string, MetricName[]>();
+  for (const r of records) {
+    if (r.note === undefined || !TABLE_METRICS.includes(r.metric) || !classes.includes(r.class)) continue;
+    const key = `${r.comparison} ${r.class ?? 'all'}\u0000${r.note}`;
+    byReason.set(key, [...(byReason.get(key) ?? []), r.metric]);
+  }
+  for (const [key, metrics] of byReason) {
+    const [where, note] = key.split('\u0000') as [string, string];
+    out.push(`${where} ${metrics.map(label).join(', ')}: ${note}`);
+  }
+  return out;
+}
 
 /** The terminal report: sources, extractor, one table row per comparison and class, privacy, warnings. */
 export function formatEvaluation(ev: SourceEvaluation, out: string | null): string {
@@ -257,6 +290,8 @@ export function formatEvaluation(ev: SourceEvaluation, out: string | null): stri
     }
   }
   lines.push(formatTable(header, rows));
+  const why = notComputed(ev, classes);
+  if (why.length > 0) lines.push('– = not computed:', ...why.map((w) => `  ${w}`));
   lines.push('');
   lines.push(
     'floor = held-out real images vs the real reference (what a perfect generator scores); noise = uniform noise.',

@@ -23,6 +23,7 @@ import {
 import { checkTruncation, DEFAULT_BATCH_SIZE } from '../generate/sample.js';
 import type { SamplingGenerator } from '../models/types.js';
 import { ConfigError, MedsynthError } from '../runtime/errors.js';
+import type { ProgressEvent } from '../runtime/progress.js';
 import { createRenderer } from './render.js';
 
 interface GenerateFlags {
@@ -114,7 +115,10 @@ export function registerGenerateCommand(program: Command, deps: GenerateCommandD
     )
     .option('--grid <file.png>', 'also write a PNG grid: one row per class, its first images')
     .option('--grid-per-class <n>', 'images per class in the grid', '8')
-    .option('--overwrite', 'replace an existing output (a folder only if it is a previous synthetic set)')
+    .option(
+      '--overwrite',
+      "replace an existing output and grid (a folder only if it is a previous synthetic set holding nothing but the set's files)",
+    )
     .option('--json', 'print one JSON summary on stdout')
     .action(async (flags: GenerateFlags) => {
       const json = flags.json === true;
@@ -125,7 +129,20 @@ export function registerGenerateCommand(program: Command, deps: GenerateCommandD
       const truncation = parseTruncation(flags.truncation);
       const batchSize = parseCount(flags.batchSize, '--batch-size', 1);
       const gridPerClass = parseCount(flags.gridPerClass, '--grid-per-class', 1);
-      await prepareOut(flags.out, flags.overwrite === true);
+      // Each warning is shown once: the output checks run here (before the run is loaded) and again when writing.
+      const shown = new Set<string>();
+      const onProgress = (e: ProgressEvent) => {
+        if (e.type === 'warning') {
+          if (shown.has(e.message)) return;
+          shown.add(e.message);
+        }
+        render.onProgress(e);
+      };
+      const prepared = await prepareOut(flags.out, {
+        overwrite: flags.overwrite === true,
+        grid: flags.grid,
+        onProgress,
+      });
 
       const select =
         deps.selectBackend ?? (async () => (await import('../runtime/backend.js')).selectBackend());
@@ -153,13 +170,14 @@ export function registerGenerateCommand(program: Command, deps: GenerateCommandD
           grid: flags.grid,
           gridPerClass,
           source: sourceFromRun(run),
-          onProgress: render.onProgress,
+          onProgress,
           signal: controller.signal,
         });
       } finally {
         process.removeListener('SIGINT', onSigint);
         generator.dispose();
       }
+      result = { ...result, warnings: [...new Set([...prepared.warnings, ...result.warnings])] };
       render.clear();
       const stdout = deps.stdout ?? process.stdout;
       stdout.write(`${json ? JSON.stringify(summary(result, run)) : formatResult(result, run)}\n`);

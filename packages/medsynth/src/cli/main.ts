@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { isMedsynthError } from '../runtime/errors.js';
+import { isMedsynthError, type MedsynthError } from '../runtime/errors.js';
+import { fileSystemError } from '../runtime/fs.js';
 import { registerDataCommands } from './data.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerEvaluateCommand } from './evaluate.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
       'GAN-based synthetic medical images: data, generative models, evaluation and downstream studies',
     )
     .version(pkg.version)
+    .option('--debug', 'print stack traces of errors (also MEDSYNTH_DEBUG=1)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerDataCommands(program);
@@ -51,14 +53,29 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
         return 0;
       return 2;
     }
-    const json = argv.includes('--json');
-    if (isMedsynthError(e)) {
-      if (json) process.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
-      else process.stderr.write(`medsynth: ${e.name}: ${e.message}\n`);
-      return e.exitCode;
-    }
-    const err = e as Error;
-    process.stderr.write(`medsynth: unexpected error: ${err?.stack ?? String(e)}\n`);
-    return 1;
+    return reportError(e, argv);
   }
+}
+
+/**
+ * Prints an error that ended a command and returns the exit code. `MedsynthError`s (and file-system refusals
+ * such as a full disk, mapped to one) print their message alone; anything else is a bug and says so. Stack
+ * traces only with `--debug` or `MEDSYNTH_DEBUG=1`.
+ */
+export function reportError(e: unknown, argv: readonly string[]): number {
+  const debug = argv.includes('--debug') || ['1', 'true'].includes(process.env.MEDSYNTH_DEBUG ?? '');
+  const json = argv.includes('--json');
+  const known: MedsynthError | undefined = isMedsynthError(e) ? e : fileSystemError(e);
+  const stack = debug ? `\n${(e as Error)?.stack ?? String(e)}` : '';
+  if (known) {
+    if (json) process.stderr.write(`${JSON.stringify({ error: known.toJSON() })}\n`);
+    else process.stderr.write(`medsynth: ${known.name}: ${known.message}${stack}\n`);
+    return known.exitCode;
+  }
+  const message = (e as Error)?.message ?? String(e);
+  if (json) process.stderr.write(`${JSON.stringify({ error: { name: 'Error', message } })}\n`);
+  process.stderr.write(
+    `medsynth: unexpected error: ${message}${stack || '\n(run with --debug for the stack trace)'}\n`,
+  );
+  return 1;
 }

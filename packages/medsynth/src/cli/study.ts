@@ -18,6 +18,7 @@ interface StudyFlags extends DataFlags {
   preset?: string;
   resume?: string;
   size?: string;
+  channels?: '1' | '3' | 'auto';
   conditions?: string[];
   classifiers?: string[];
   seeds?: number[];
@@ -66,6 +67,7 @@ export async function studyInputFromFlags(f: StudyFlags): Promise<StudyConfigInp
     });
   if (f.preset !== undefined) o['preset'] = f.preset;
   if (f.size !== undefined) o['size'] = Number(f.size);
+  if (f.channels !== undefined) o['channels'] = f.channels === 'auto' ? 'auto' : Number(f.channels);
   if (f.conditions !== undefined) o['conditions'] = f.conditions;
   if (f.classifiers !== undefined) o['classifiers'] = f.classifiers;
   if (f.seeds !== undefined) o['seeds'] = f.seeds;
@@ -146,6 +148,12 @@ export function registerStudyCommand(program: Command): void {
     .addOption(new Option('--preset <name>', 'starting config').choices(['quick', 'paper', 'tiny']))
     .option('--resume <study-dir>', 'finish an interrupted study (finished jobs are kept)')
     .addOption(new Option('--size <px>', 'image side').choices(['28', '32', '64', '128']))
+    .addOption(
+      new Option(
+        '--channels <n>',
+        'image channels: 1, 3, or auto (1 for grey content, 3 when any image has colour; default)',
+      ).choices(['1', '3', 'auto']),
+    )
     .option(
       '--conditions <list>',
       'data conditions, e.g. real,synthetic,real+synthetic:1,rebalanced,limited:0.1+synthetic',

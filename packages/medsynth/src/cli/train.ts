@@ -145,7 +145,10 @@ export function registerTrainCommand(program: Command): void {
     .addOption(new Option('--model <family>', 'GAN family').choices([...MODELS]))
     .addOption(new Option('--size <px>', 'image side').choices(['28', '32', '64', '128']))
     .addOption(
-      new Option('--channels <n>', 'image channels (auto: 1 for grey content)').choices(['1', '3', 'auto']),
+      new Option(
+        '--channels <n>',
+        'image channels: 1, 3, or auto (1 for grey content, 3 when any image has colour; default)',
+      ).choices(['1', '3', 'auto']),
     )
     .addOption(
       new Option('--conditioning <how>', 'cgan: how D sees the label').choices(['projection', 'concat']),

@@ -47,6 +47,8 @@ export const DataOptionsSchema = z
     dicomBitDepth: z.union([z.literal(8), z.literal(16)]).default(8),
     cacheDir: z.string().min(1).optional(),
     medmnistBaseUrl: z.string().url().optional(),
+    /** Follow symbolic links / labels-CSV paths that lead outside the dataset folder. */
+    allowOutsideRoot: z.boolean().default(false),
   })
   .strict();
 

@@ -24,7 +24,7 @@ export const TrainOptionsSchema = z
     preset: z.string().optional(),
     model: z.enum(MODELS).default('cgan'),
     size: z.union([z.literal(28), z.literal(32), z.literal(64), z.literal(128)]).default(28),
-    /** Image channels; 'auto' = 1 when the first train images are grey (RGB files with equal channels included). */
+    /** Image channels; 'auto' = 3 when any train image has colour content, else 1 (RGB files with equal channels are grey). */
     channels: z.union([z.literal(1), z.literal(3), z.literal('auto')]).default('auto'),
     /** cgan: how D sees the label. */
     conditioning: z.enum(['projection', 'concat']).default('projection'),

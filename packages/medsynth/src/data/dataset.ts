@@ -1,12 +1,31 @@
 /**
  * `Dataset` and `Split`: a loader's listing with a split policy applied. Pixels load lazily, per split,
  * resized and channel-converted on request; subsets (limited-data fractions, sites) are cheap views.
+ *
+ * Channels (`Split.load`), because folders pooled from several sources mix grey and colour files:
+ * - `1` or `3`: every image converted to that count (luma / replication, see image/transform.ts).
+ * - `auto`: decided from content, over every image of the split: any image with real colour → 3, else 1.
+ *   An RGB file whose R, G and B are equal everywhere is grey content. Every image is converted to the one
+ *   count (grey images replicated to RGB when the answer is 3). Grey-content RGB files are kept at 1 channel
+ *   while loading, so a grey set costs 1 channel of memory. The decision is reported: a `phase` event
+ *   detail for a uniform split, a `warning` when the files were stored with both 1 and 3 channels.
+ * - omitted: as stored when every image has the same channels; when they differ, resolved as `auto` with a
+ *   `warning` saying so (never a shape error).
  */
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import { DatasetError } from '../runtime/errors.js';
 import type { RunControl } from '../runtime/progress.js';
-import { packImages, type ResolvedTransform, resolveTransform, transformImage } from './image/transform.js';
+import {
+  convertChannels,
+  greyOfRgb,
+  isGreyContent,
+  packImages,
+  type ResolvedTransform,
+  resolveTransform,
+  transformImage,
+} from './image/transform.js';
+import { plural } from './files.js';
 import { partitionSites, type SitePartitionOptions, stratifiedAssign, stratifiedFraction } from './splits.js';
 import {
   type ImageArray,
@@ -29,9 +48,70 @@ export const DEFAULT_SPLIT_POLICY: SplitPolicy = Object.freeze({
   ratios: Object.freeze({ train: 0.7, val: 0.1, test: 0.2 }),
 });
 
-export interface LoadOptions extends ImageTransform, RunControl {
+/** Channels to load: 1, 3, or `auto` (1 for grey content, 3 when any image has colour). */
+export type ChannelsOption = 1 | 3 | 'auto';
+
+export interface LoadOptions extends Omit<ImageTransform, 'channels'>, RunControl {
+  /**
+   * 1, 3 or `auto` (see the module comment). Omitted: as stored, or as `auto` when the images disagree.
+   */
+  readonly channels?: ChannelsOption | undefined;
   /** Images decoded at once (default: available cores, at least 2). */
   readonly concurrency?: number | undefined;
+}
+
+/** What `auto` channel resolution found in a set of images, and what it chose. */
+export interface ChannelsDecision {
+  readonly channels: 1 | 3;
+  readonly images: number;
+  /** Images stored with 1 channel. */
+  readonly storedGrey: number;
+  /** Images stored as RGB with R = G = B everywhere (grey content). */
+  readonly greyRgb: number;
+  /** Images with real colour. */
+  readonly colour: number;
+}
+
+/** Counts images by channel content and decides: any colour → 3, else 1. */
+export function decideChannels(
+  census: Pick<ChannelsDecision, 'storedGrey' | 'greyRgb' | 'colour'>,
+): ChannelsDecision {
+  const { storedGrey, greyRgb, colour } = census;
+  return { channels: colour > 0 ? 3 : 1, images: storedGrey + greyRgb + colour, storedGrey, greyRgb, colour };
+}
+
+/**
+ * The decision in words, e.g. `channels auto: 3 (colour content in 45 of 90 images; 45 grey images
+ * replicated to RGB)` or `channels auto: 1 (grey content in all 90 images; 45 RGB files with equal channels
+ * read as grey)`.
+ */
+export function describeChannels(d: ChannelsDecision): string {
+  if (d.channels === 3) {
+    const replicated = d.storedGrey > 0 ? `; ${plural(d.storedGrey, 'grey image')} replicated to RGB` : '';
+    return `channels auto: 3 (colour content in ${d.colour} of ${plural(d.images, 'image')}${replicated})`;
+  }
+  const read = d.greyRgb > 0 ? `; ${plural(d.greyRgb, 'RGB file')} with equal channels read as grey` : '';
+  return `channels auto: 1 (grey content in ${d.images === 1 ? 'the image' : `all ${d.images} images`}${read})`;
+}
+
+/** Sorts decoded images for `auto`: grey-content RGB becomes 1 channel at once (memory), colour is counted. */
+class ChannelCensus {
+  storedGrey = 0;
+  greyRgb = 0;
+  colour = 0;
+
+  add(img: RawImage): RawImage {
+    if (img.channels === 1) {
+      this.storedGrey++;
+      return img;
+    }
+    if (isGreyContent(img)) {
+      this.greyRgb++;
+      return greyOfRgb(img);
+    }
+    this.colour++;
+    return img;
+  }
 }
 
 /** One split (or a subset of one): sample indices into the listing, with their labels. */
@@ -86,15 +166,24 @@ export class Split {
 
   /**
    * Loads every image of the split into one NHWC array. Without `size`, images must already agree in size.
-   * Emits `tick` progress events (unit `images`) and honours `signal`.
+   * `channels`: 1, 3, `auto`, or omitted (see the module comment). Emits `tick` progress events (unit
+   * `images`), the channel decision when there is one, and honours `signal`.
    */
   async load(options: LoadOptions = {}): Promise<ImageArray> {
     if (this.size === 0)
       throw new DatasetError(`split "${this.name}" is empty`, { file: this.dataset.location });
-    const t = resolveTransform(options);
+    const requested = options.channels;
+    const t = resolveTransform({
+      size: options.size,
+      channels: requested === 'auto' ? undefined : requested,
+      interpolation: options.interpolation,
+      fit: options.fit,
+      bitDepth: options.bitDepth,
+    });
     const concurrency = options.concurrency ?? Math.max(2, availableParallelism());
     const limit = pLimit(concurrency);
-    const images = new Array<RawImage>(this.size);
+    let images = new Array<RawImage>(this.size);
+    const census = requested === 'auto' ? new ChannelCensus() : undefined;
     const phase = `load ${this.name}`;
     const every = Math.max(1, Math.floor(this.size / 100));
     let done = 0;
@@ -104,7 +193,8 @@ export class Split {
       Array.from({ length: this.size }, (_, i) =>
         limit(async () => {
           options.signal?.throwIfAborted();
-          images[i] = await this.readTransformed(i, t);
+          const img = await this.readTransformed(i, t);
+          images[i] = census ? census.add(img) : img;
           done++;
           if (done % every === 0 || done === this.size) {
             options.onProgress?.({ type: 'tick', phase, done, total: this.size, unit: 'images' });
@@ -112,6 +202,24 @@ export class Split {
         }),
       ),
     );
+    // Files stored with 1 and with 3 channels side by side: a pooled folder, worth a warning.
+    const mixedStorage = census
+      ? census.storedGrey > 0 && census.greyRgb + census.colour > 0
+      : images.some((img) => img.channels !== images[0]!.channels);
+    if (census || (requested === undefined && mixedStorage)) {
+      const c = census ?? new ChannelCensus();
+      if (!census) images = images.map((img) => c.add(img));
+      const decision = decideChannels(c);
+      if (decision.channels === 3) images = images.map((img) => convertChannels(img, 3));
+      const text = describeChannels(decision);
+      if (requested === undefined)
+        options.onProgress?.({
+          type: 'warning',
+          message: `${phase}: the images are stored with both 1 and 3 channels, so ${text}; pass channels 1, 3 or auto (--channels) to choose`,
+        });
+      else if (mixedStorage) options.onProgress?.({ type: 'warning', message: `${phase}: ${text}` });
+      else options.onProgress?.({ type: 'phase', phase, detail: text });
+    }
     options.onProgress?.({ type: 'done', phase, seconds: (performance.now() - started) / 1000 });
     return packImages(
       images,

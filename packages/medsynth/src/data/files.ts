@@ -7,7 +7,7 @@
  * its `FilePolicy`.
  */
 import type { Dirent } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ConfigError, DatasetError } from '../runtime/errors.js';
 import { throwIfAborted } from '../runtime/progress.js';
@@ -46,34 +46,196 @@ function isHidden(name: string): boolean {
   return name.startsWith('.') || name === '__MACOSX' || name === 'Thumbs.db';
 }
 
+/** True when `path` is `root` or lies below it (both absolute and normalised; no file system access). */
+export function isInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
 export interface DirListing {
   readonly dirs: string[];
   readonly files: string[];
 }
 
-/** One folder's visible sub-folders and files, sorted by name (symbolic links followed). */
-export async function listDir(dir: string): Promise<DirListing> {
-  let entries: Dirent[];
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (cause) {
-    throw new DatasetError('cannot read the folder', { file: dir, cause });
+export interface WalkOptions {
+  /** Follow symbolic links whose target lies outside the dataset root (default: not followed, noted). */
+  readonly allowOutsideRoot?: boolean | undefined;
+}
+
+/** Up to `max` names, then "and N more". */
+export function listSome(names: readonly string[], max = 10): string {
+  const shown = names.slice(0, max).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
+
+/**
+ * One listing's walk of a dataset folder, safe against what shared folders contain:
+ * - **Loops.** Every folder entered is remembered by (device, inode); a folder reached again (a symbolic link
+ *   to a parent, two links to one folder) is not walked a second time. The root counts as entered.
+ * - **Escapes.** A symbolic link is followed only when its real target lies inside the real dataset root,
+ *   unless `allowOutsideRoot`; links that are not followed are counted, never read.
+ * - **Duplicates.** A file reached twice (through a link) is taken once, where the sorted walk meets it first.
+ * What it passed over is reported by `notes()` (for the listing's notes and warning events).
+ */
+export class FolderWalk {
+  readonly #root: string;
+  readonly #realRoot: string;
+  readonly #allowOutside: boolean;
+  /** Real path of every folder path handed out by `listDir` (and of the root). */
+  readonly #real = new Map<string, string>();
+  readonly #enteredDirs = new Map<string, string>();
+  readonly #files = new Map<string, string>();
+  readonly #outside: string[] = [];
+  readonly #broken: string[] = [];
+  readonly #revisited: string[] = [];
+  readonly #duplicates: string[] = [];
+
+  private constructor(root: string, realRoot: string, allowOutside: boolean) {
+    this.#root = root;
+    this.#realRoot = realRoot;
+    this.#allowOutside = allowOutside;
+    this.#real.set(root, realRoot);
   }
-  const dirs: string[] = [];
-  const files: string[] = [];
-  for (const e of entries) {
-    if (isHidden(e.name)) continue;
-    if (e.isDirectory()) dirs.push(e.name);
-    else if (e.isFile()) files.push(e.name);
-    else if (e.isSymbolicLink()) {
-      const st = await stat(join(dir, e.name)).catch(() => undefined);
-      if (st?.isDirectory()) dirs.push(e.name);
-      else if (st?.isFile()) files.push(e.name);
+
+  /** Starts a walk of `root` (an absolute, resolved path), the root itself counted as entered. */
+  static async open(root: string, options: WalkOptions = {}): Promise<FolderWalk> {
+    let realRoot: string;
+    try {
+      realRoot = await realpath(root);
+    } catch (cause) {
+      throw new DatasetError('cannot read the folder', { file: root, cause });
     }
+    const walk = new FolderWalk(root, realRoot, options.allowOutsideRoot === true);
+    await walk.enter(root);
+    return walk;
   }
-  dirs.sort(byName);
-  files.sort(byName);
-  return { dirs, files };
+
+  /** A fresh walk of the same root with nothing entered but the root (for a look that is thrown away). */
+  async fork(): Promise<FolderWalk> {
+    const walk = new FolderWalk(this.#root, this.#realRoot, this.#allowOutside);
+    await walk.enter(this.#root);
+    return walk;
+  }
+
+  get root(): string {
+    return this.#root;
+  }
+
+  /** Whether `path` (any path, real or not) lies inside the real root; does not open anything. */
+  insideRealRoot(realPath: string): boolean {
+    return isInside(this.#realRoot, realPath);
+  }
+
+  /** The real path of a path below the root (via `realpath`); undefined when it does not resolve. */
+  async realPathOf(path: string): Promise<string | undefined> {
+    return realpath(path).catch(() => undefined);
+  }
+
+  #rel(path: string): string {
+    return toId(this.#root, path) || '.';
+  }
+
+  /**
+   * Marks a folder entered; false when it was entered before (by this or another path), so the caller
+   * does not walk it again.
+   */
+  async enter(dir: string): Promise<boolean> {
+    let st;
+    try {
+      st = await stat(dir, { bigint: true });
+    } catch (cause) {
+      throw new DatasetError('cannot read the folder', { file: dir, cause });
+    }
+    const key = `${st.dev}:${st.ino}`;
+    const first = this.#enteredDirs.get(key);
+    if (first !== undefined) {
+      this.#revisited.push(`${this.#rel(dir)} (= ${this.#rel(first)})`);
+      return false;
+    }
+    this.#enteredDirs.set(key, dir);
+    return true;
+  }
+
+  /**
+   * One folder's visible sub-folders and files, sorted by name. Symbolic links are followed when their
+   * target stays inside the root (or `allowOutsideRoot`); files already taken through another path are left
+   * out (counted as duplicates).
+   */
+  async listDir(dir: string): Promise<DirListing> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (cause) {
+      throw new DatasetError('cannot read the folder', { file: dir, cause });
+    }
+    const dirReal = this.#real.get(dir) ?? (await realpath(dir));
+    const dirs: string[] = [];
+    const files: string[] = [];
+    for (const e of entries) {
+      if (isHidden(e.name)) continue;
+      const path = join(dir, e.name);
+      let real = join(dirReal, e.name);
+      let isDir = e.isDirectory();
+      let isFile = e.isFile();
+      if (e.isSymbolicLink()) {
+        // Where the link leads is settled before anything there is looked at.
+        const target = await realpath(path).catch(() => undefined);
+        if (target !== undefined && !this.#allowOutside && !isInside(this.#realRoot, target)) {
+          this.#outside.push(`${this.#rel(path)} → ${target}`);
+          continue;
+        }
+        const st = target === undefined ? undefined : await stat(target).catch(() => undefined);
+        if (target === undefined || st === undefined) {
+          this.#broken.push(this.#rel(path));
+          continue;
+        }
+        real = target;
+        isDir = st.isDirectory();
+        isFile = st.isFile();
+      }
+      if (isDir) {
+        this.#real.set(path, real);
+        dirs.push(e.name);
+      } else if (isFile) {
+        const first = this.#files.get(real);
+        if (first !== undefined && first !== path) {
+          this.#duplicates.push(`${this.#rel(path)} (= ${this.#rel(first)})`);
+          continue;
+        }
+        this.#files.set(real, path);
+        files.push(e.name);
+      }
+    }
+    dirs.sort(byName);
+    files.sort(byName);
+    return { dirs, files };
+  }
+
+  /** What the walk passed over, one sentence each (empty when nothing). */
+  notes(): string[] {
+    const out: string[] = [];
+    if (this.#outside.length > 0) {
+      out.push(
+        `${plural(this.#outside.length, 'symbolic link')} leading outside the dataset folder not followed (${listSome(this.#outside, 3)}); pass --allow-outside-root to follow them`,
+      );
+    }
+    if (this.#revisited.length > 0) {
+      out.push(
+        `${plural(this.#revisited.length, 'folder')} reached again through symbolic links (a loop or a second link) not walked twice: ${listSome(this.#revisited, 3)}`,
+      );
+    }
+    if (this.#duplicates.length > 0) {
+      out.push(
+        `${plural(this.#duplicates.length, 'file')} reached twice through symbolic links counted once: ${listSome(this.#duplicates, 3)}`,
+      );
+    }
+    if (this.#broken.length > 0) {
+      out.push(
+        `${plural(this.#broken.length, 'broken symbolic link')} ignored: ${listSome(this.#broken, 3)}`,
+      );
+    }
+    return out;
+  }
 }
 
 /**
@@ -89,6 +251,8 @@ export interface Found {
   readonly files: string[];
   /** Files passed over with a `skip` verdict, counted by its key. */
   readonly skipped: Map<string, number>;
+  /** The folder walked was entered before through another path (a link), so nothing was taken again. */
+  readonly reentered?: boolean;
 }
 
 function mergeCounts(into: Map<string, number>, from: Map<string, number>): void {
@@ -112,8 +276,12 @@ async function classifyFiles(
   return { files, skipped };
 }
 
-/** Every file below `dir` (recursively) that `classify` takes, in deterministic order. */
-export async function walkFiles(
+/**
+ * Every file below `dir` (recursively) that `classify` takes, in deterministic order; `dir` itself is
+ * entered unless it is the root (already entered), and folders entered before are not walked again.
+ */
+async function walkFiles(
+  walk: FolderWalk,
   dir: string,
   classify: FileClassifier,
   signal: AbortSignal | undefined,
@@ -122,12 +290,16 @@ export async function walkFiles(
   const skipped = new Map<string, number>();
   const visit = async (d: string): Promise<void> => {
     throwIfAborted(signal);
-    const { dirs, files: names } = await listDir(d);
+    const { dirs, files: names } = await walk.listDir(d);
     const here = await classifyFiles(d, names, classify);
     files.push(...here.files);
     mergeCounts(skipped, here.skipped);
-    for (const sub of dirs) await visit(join(d, sub));
+    for (const sub of dirs) {
+      const path = join(d, sub);
+      if (await walk.enter(path)) await visit(path);
+    }
   };
+  if (dir !== walk.root && !(await walk.enter(dir))) return { files, skipped, reentered: true };
   await visit(dir);
   return { files, skipped };
 }
@@ -198,27 +370,32 @@ function noFiles(root: string, policy: FilePolicy, stray: number): never {
 
 /** Layouts 2 and 3: class folders, optionally below split folders (or a flat folder, see `flatLabel`). */
 async function listClassFolders(
-  root: string,
+  rootWalk: FolderWalk,
   policy: FilePolicy,
   signal: AbortSignal | undefined,
   notes: string[],
   skipped: Map<string, number>,
-): Promise<Entry[]> {
-  const top = await listDir(root);
+): Promise<{ entries: Entry[]; walk: FolderWalk }> {
+  const root = rootWalk.root;
+  let walk = rootWalk;
+  const top = await walk.listDir(root);
   const direct = await classifyFiles(root, top.files, policy.classify);
-  // With a flat policy every top-level folder is walked first; the walks are reused as class folders.
+  const splits = topLevelSplits(root, top.dirs);
+  // With a flat policy every top-level folder is walked first (in a walk of its own); without split folders
+  // those walks are reused as the class folders' walks.
   const walked = new Map<string, Found>();
   if (policy.flatLabel !== undefined) {
     const label = policy.flatLabel;
-    for (const d of top.dirs) walked.set(d, await walkFiles(join(root, d), policy.classify, signal));
+    const pre = await walk.fork();
+    for (const d of top.dirs) walked.set(d, await walkFiles(pre, join(root, d), policy.classify, signal));
     if ([...walked.values()].every((w) => w.files.length === 0)) {
       if (direct.files.length === 0) noFiles(root, policy, 0);
       mergeCounts(skipped, direct.skipped);
       notes.push(`layout: flat folder, no labels (one class "${label}")`);
-      return direct.files.map((file) => ({ file, label }));
+      return { entries: direct.files.map((file) => ({ file, label })), walk };
     }
+    if (!splits) walk = pre;
   }
-  const splits = topLevelSplits(root, top.dirs);
   const parents: { dir: string; split?: SplitName }[] = splits
     ? [...splits]
         .sort(([, a], [, b]) => SPLIT_NAMES.indexOf(a) - SPLIT_NAMES.indexOf(b))
@@ -227,7 +404,8 @@ async function listClassFolders(
   const entries: Entry[] = [];
   let stray = direct.files.length;
   for (const parent of parents) {
-    const { dirs, files } = splits ? await listDir(parent.dir) : top;
+    if (splits && !(await walk.enter(parent.dir))) continue;
+    const { dirs, files } = splits ? await walk.listDir(parent.dir) : top;
     if (splits) stray += (await classifyFiles(parent.dir, files, policy.classify)).files.length;
     if (splits && dirs.length === 0) {
       notes.push(`split folder ${basename(parent.dir)}/ has no class folders; ignored`);
@@ -236,8 +414,18 @@ async function listClassFolders(
     for (const cls of dirs) {
       const classDir = join(parent.dir, cls);
       const found =
-        (splits ? undefined : walked.get(cls)) ?? (await walkFiles(classDir, policy.classify, signal));
+        (splits ? undefined : walked.get(cls)) ?? (await walkFiles(walk, classDir, policy.classify, signal));
       mergeCounts(skipped, found.skipped);
+      if (found.reentered === true) {
+        throw new DatasetError(
+          `class folder ${cls} is a folder already listed under another name (a symbolic link); an image can belong to one class only`,
+          {
+            file: classDir,
+            expected: 'one folder per class',
+            found: 'a second path to a folder listed before',
+          },
+        );
+      }
       if (found.files.length === 0) {
         const { missing, expected } = policy.emptyClass;
         throw new DatasetError(`class ${cls} has no ${missing}`, {
@@ -258,22 +446,60 @@ async function listClassFolders(
       ? `layout <split>/<class>/: splits from folders ${[...splits.keys()].join(', ')}`
       : 'layout <class>/: no split given',
   );
-  return entries;
+  return { entries, walk };
+}
+
+/**
+ * Where a labels-CSV path points, checked before the file is opened or even looked at: inside the dataset
+ * root lexically, then (through any symbolic links on the way) really. A path that leads outside is refused
+ * unless `allowOutsideRoot`; the check does not say whether the outside file exists.
+ */
+async function checkCsvPath(
+  walk: FolderWalk,
+  file: string,
+  csv: LabelsCsv,
+  row: { line: number; path: string },
+  allowOutsideRoot: boolean,
+): Promise<void> {
+  const where = { file: csv.file, field: `line ${row.line}, column ${csv.columns.path}`, found: row.path };
+  const refuse = (how: string): never => {
+    throw new DatasetError(
+      `the path in the labels CSV leads outside the dataset folder${how}; pass --allow-outside-root to allow it`,
+      { ...where, expected: `a path inside ${walk.root}` },
+    );
+  };
+  if (allowOutsideRoot) return;
+  if (!isInside(walk.root, file)) refuse('');
+  // The real path of the deepest part of the path that exists: a link on the way may lead out.
+  let probe = file;
+  let rest = '';
+  for (;;) {
+    const real = await walk.realPathOf(probe);
+    if (real !== undefined) {
+      if (!walk.insideRealRoot(join(real, rest))) refuse(' through a symbolic link');
+      return;
+    }
+    const parent = dirname(probe);
+    if (parent === probe) return;
+    rest = join(basename(probe), rest);
+    probe = parent;
+  }
 }
 
 /** Layout 1: a labels CSV. */
 async function listFromCsv(
-  root: string,
+  walk: FolderWalk,
   csv: LabelsCsv,
   policy: FilePolicy,
-  signal: AbortSignal | undefined,
+  opts: LoaderOptions,
   notes: string[],
   skipped: Map<string, number>,
 ): Promise<Entry[]> {
-  const found = await walkFiles(root, policy.classify, signal);
+  const root = walk.root;
+  const found = await walkFiles(walk, root, policy.classify, opts.signal);
   mergeCounts(skipped, found.skipped);
   const present = new Set(found.files);
-  const top = await listDir(root);
+  const top = await walk.listDir(root);
   let splits: Map<string, SplitName> | undefined;
   try {
     splits = topLevelSplits(root, top.dirs);
@@ -287,6 +513,7 @@ async function listFromCsv(
   for (const row of csv.rows) {
     const file = resolve(csvDir, row.path);
     if (!present.has(file)) {
+      await checkCsvPath(walk, file, csv, row, opts.allowOutsideRoot === true);
       const st = await stat(file).catch(() => undefined);
       if (!st?.isFile()) {
         throw new DatasetError('the file named in the labels CSV does not exist', {
@@ -355,7 +582,8 @@ export interface Listed {
 
 /**
  * Lists a folder's files with their labels, splits and groups: from a labels CSV (`opts.labelsCsv`, else
- * `<root>/labels.csv`) when there is one, else from class folders. Notes about the listing go to `notes`.
+ * `<root>/labels.csv`) when there is one, else from class folders. Notes about the listing go to `notes`;
+ * what the walk passed over (links leading out, loops, files reached twice) also goes out as warning events.
  */
 export async function listEntries(
   root: string,
@@ -364,7 +592,10 @@ export async function listEntries(
   notes: string[],
 ): Promise<Listed> {
   const skipped = new Map<string, number>();
+  const rootWalk = await FolderWalk.open(root, { allowOutsideRoot: opts.allowOutsideRoot });
   const csvFile = await findLabelsCsv(root, opts.labelsCsv);
+  let listed: Listed;
+  let walk = rootWalk;
   if (csvFile !== undefined) {
     const csv = await readLabelsCsv(csvFile, {
       pathColumn: opts.pathColumn,
@@ -372,12 +603,19 @@ export async function listEntries(
       splitColumn: opts.splitColumn,
       groupColumn: opts.groupColumn,
     });
-    const entries = await listFromCsv(root, csv, policy, opts.signal, notes, skipped);
-    return { entries, labelSource: `${basename(csv.file)} column "${csv.columns.label}"`, skipped };
+    const entries = await listFromCsv(rootWalk, csv, policy, opts, notes, skipped);
+    listed = { entries, labelSource: `${basename(csv.file)} column "${csv.columns.label}"`, skipped };
+  } else {
+    const r = await listClassFolders(rootWalk, policy, opts.signal, notes, skipped);
+    walk = r.walk;
+    const flat = policy.flatLabel !== undefined && r.entries.every((e) => e.label === policy.flatLabel);
+    listed = { entries: r.entries, labelSource: flat ? 'none (flat folder)' : 'class folders', skipped };
   }
-  const entries = await listClassFolders(root, policy, opts.signal, notes, skipped);
-  const flat = policy.flatLabel !== undefined && entries.every((e) => e.label === policy.flatLabel);
-  return { entries, labelSource: flat ? 'none (flat folder)' : 'class folders', skipped };
+  for (const message of walk.notes()) {
+    notes.push(message);
+    opts.onProgress?.({ type: 'warning', message: `${root}: ${message}` });
+  }
+  return listed;
 }
 
 /** Parses a file-name regex option: `pattern` or `/pattern/flags`; it must have a capture group. */

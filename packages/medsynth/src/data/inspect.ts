@@ -2,14 +2,16 @@
  * `inspectDataset`: what a user needs to know before training on a dataset — counts per split × class,
  * image sizes, channels, bit depth, value range, where labels and splits came from, class imbalance, and
  * whether groups stay inside one split. Decodes every image once (or a seeded sample of `maxImages`).
+ * Channels are counted as stored and by content (RGB files with equal channels are grey content), with what
+ * `channels: auto` makes of them (`Split.load`); a note says so when files are stored as RGB grey or mixed.
  */
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import type { RunControl } from '../runtime/progress.js';
 import { Rng } from '../runtime/random.js';
-import type { Dataset, Split } from './dataset.js';
+import { type Dataset, decideChannels, describeChannels, type Split } from './dataset.js';
 import { tileImages } from './image/grid.js';
-import { resolveTransform } from './image/transform.js';
+import { isGreyContent, resolveTransform } from './image/transform.js';
 import type { RawImage } from './types.js';
 
 export interface SplitSummary {
@@ -26,8 +28,12 @@ export interface ImageStats {
   readonly scanned: number;
   /** Distinct sizes seen, most common first (height × width). */
   readonly sizes: readonly { readonly height: number; readonly width: number; readonly count: number }[];
-  /** Images per channel count. */
+  /** Images per channel count, as stored. */
   readonly channels: Readonly<Record<string, number>>;
+  /** 3-channel images whose R, G and B are equal everywhere (grey content). */
+  readonly greyRgb: number;
+  /** What `channels: auto` makes of the scanned images: 3 when any has colour, else 1. */
+  readonly channelsAuto: 1 | 3;
   /** Images per bit depth. */
   readonly bitDepths: Readonly<Record<string, number>>;
   readonly valueRange: { readonly min: number; readonly max: number };
@@ -118,6 +124,8 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
   const sizes = new Map<string, number>();
   const channels: Record<string, number> = {};
   const bitDepths: Record<string, number> = {};
+  let greyRgb = 0;
+  let colour = 0;
   let min = Number.POSITIVE_INFINITY;
   let max = Number.NEGATIVE_INFINITY;
   const limit = pLimit(options.concurrency ?? Math.max(2, availableParallelism()));
@@ -132,6 +140,10 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
         const key = `${img.height}x${img.width}`;
         sizes.set(key, (sizes.get(key) ?? 0) + 1);
         channels[img.channels] = (channels[img.channels] ?? 0) + 1;
+        if (img.channels === 3) {
+          if (isGreyContent(img)) greyRgb++;
+          else colour++;
+        }
         const depth = img.data instanceof Uint16Array ? 16 : 8;
         bitDepths[depth] = (bitDepths[depth] ?? 0) + 1;
         const d = img.data;
@@ -159,6 +171,12 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
       return { height, width, count };
     })
     .sort((a, b) => b.count - a.count || a.height - b.height || a.width - b.width);
+  const decision = decideChannels({ storedGrey: channels[1] ?? 0, greyRgb, colour });
+  const notes = [...ds.listing.notes];
+  if (greyRgb > 0 || (decision.storedGrey > 0 && greyRgb + colour > 0)) {
+    const of = chosen.length < refs.length ? ` (of the ${chosen.length} images scanned)` : '';
+    notes.push(`${describeChannels(decision)}${of}`);
+  }
   return {
     location: ds.location,
     format: ds.format,
@@ -168,11 +186,19 @@ export async function inspectDataset(ds: Dataset, options: InspectOptions = {}):
     splits: summaries,
     total: ds.listing.samples.length,
     imbalanceRatio,
-    image: { scanned: chosen.length, sizes: sizeList, channels, bitDepths, valueRange: { min, max } },
+    image: {
+      scanned: chosen.length,
+      sizes: sizeList,
+      channels,
+      greyRgb,
+      channelsAuto: decision.channels,
+      bitDepths,
+      valueRange: { min, max },
+    },
     ...(groupsAcrossSplits !== undefined
       ? { groupsAcrossSplits, groupsAcrossSourceSplits: groupsAcrossSourceSplits ?? 0 }
       : {}),
-    notes: ds.listing.notes,
+    notes,
   };
 }
 

@@ -7,6 +7,7 @@
  * Same inputs and seed → same output, on every machine.
  */
 import { Rng } from '../runtime/random.js';
+import { ConfigError } from '../runtime/errors.js';
 
 export interface Unit {
   /** Sample indices in this unit (a group, or a single ungrouped sample). */
@@ -149,10 +150,17 @@ export function partitionSites(
   options: SitePartitionOptions = {},
 ): Int32Array {
   if (!(Number.isInteger(sites) && sites >= 1))
-    throw new RangeError(`sites must be a positive integer, got ${sites}`);
-  if (sites > labels.length) throw new RangeError(`cannot make ${sites} sites from ${labels.length} samples`);
+    throw new ConfigError('sites must be a positive integer', { field: 'sites', found: String(sites) });
+  if (sites > labels.length) {
+    throw new ConfigError('more sites than samples: every site needs at least one', {
+      field: 'sites',
+      expected: `at most ${labels.length}`,
+      found: String(sites),
+    });
+  }
   const { alpha } = options;
-  if (alpha !== undefined && !(alpha > 0)) throw new RangeError(`alpha must be > 0, got ${alpha}`);
+  if (alpha !== undefined && !(alpha > 0))
+    throw new ConfigError('alpha must be > 0', { field: 'alpha', found: String(alpha) });
   const out = new Int32Array(labels.length);
   const byClass = new Map<number, number[]>();
   for (let i = 0; i < labels.length; i++) {

@@ -69,6 +69,11 @@ export interface LoaderOptions extends RunControl {
   readonly cacheDir?: string | undefined;
   /** Base URL that replaces the official MedMNIST Zenodo record (mirrors, tests). */
   readonly medmnistBaseUrl?: string | undefined;
+  /**
+   * Folders: follow symbolic links, and accept labels-CSV paths, that lead outside the dataset folder
+   * (default false: such links are not followed and such paths are an error).
+   */
+  readonly allowOutsideRoot?: boolean | undefined;
 }
 
 /**

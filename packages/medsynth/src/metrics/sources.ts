@@ -6,16 +6,22 @@
  *   default as many per class as the held-out split has, so the floor comparison uses the same N), or a
  *   saved synthetic set / any dataset source (every image, labels matched to the real classes by name;
  *   a medsynth manifest, when present, gives each image's class).
- * - Shape: everything is compared at the synthetic images' size and channels (the run's, or the set's first
- *   image's) unless `size`/`channels` say otherwise; real images are resampled on loading (lanczos3), which
- *   is also how a run's training images were made. Real and synthetic images with different channels are an
- *   error unless `channels` is given (then both are converted).
+ * - Size: everything is compared at the synthetic images' size (the run's, or the set's first image's) unless
+ *   `size` says otherwise; real images are resampled on loading (lanczos3), which is also how a run's
+ *   training images were made.
+ * - Channels: `1` or `3` converts real and synthetic images to that count. `auto` (the default) takes a run's
+ *   channels (what its generator makes; the real images are converted to them, as they were for training).
+ *   Against a set on disk, both sides are loaded with the data layer's `auto` rule (`Split.load`: 1 for grey
+ *   content, RGB files with equal channels included; 3 when any image has colour), and when one side has
+ *   colour and the other not, the grey side is replicated to RGB (a `warning` says so). A run asked for other
+ *   channels than it makes is a `ConfigError`.
  */
 import { access, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { resolveOptions } from '../config/data-options.js';
 import { DataOptionsSchema, type DataOptionsInput } from '../config/data-options.js';
-import { type Dataset, Split } from '../data/dataset.js';
+import { type ChannelsOption, type Dataset, Split } from '../data/dataset.js';
+import { convertImagesChannels } from '../data/image/transform.js';
 import { openDataset } from '../data/source.js';
 import type { ImageArray, SplitName } from '../data/types.js';
 import { makePlan } from '../generate/plan.js';
@@ -42,7 +48,8 @@ export interface EvaluateSourcesOptions extends EvaluationOptions {
   /** Held-out real split for privacy and the floor (default `test`; `none` to skip). */
   readonly holdoutSplit?: SplitName | 'none' | undefined;
   readonly size?: number | undefined;
-  readonly channels?: 1 | 3 | undefined;
+  /** 1, 3 or `auto` (default; see the module comment). */
+  readonly channels?: ChannelsOption | undefined;
   /** Synthetic images to generate from a run, in total, spread over classes like the held-out split. */
   readonly fakeCount?: number | undefined;
   /** Run checkpoint (default the latest) and truncation ψ for generated images. */
@@ -254,37 +261,57 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
       fakeShape = [first.height, first.width, first.channels];
       detail = `${fakeDs.listing.samples.length} images from ${fakeDs.location}`;
     }
-    const realFirst = await realSplit.read(0);
-    if (o.channels === undefined && realFirst.channels !== fakeShape[2])
-      throw new DatasetError(
-        'real and synthetic images have different channels; pass --channels 1 or 3 to convert both',
-        {
-          field: '--channels',
-          expected: `${realFirst.channels} (real)`,
-          found: `${fakeShape[2]} (synthetic)`,
-        },
-      );
-    const shape: [number, number, 1 | 3] = [
-      o.size ?? fakeShape[0],
-      o.size ?? fakeShape[1],
-      o.channels ?? fakeShape[2],
-    ];
-    const load = { size: [shape[0], shape[1]] as const, channels: shape[2], ...control };
-    if (run && (shape[0] !== fakeShape[0] || shape[1] !== fakeShape[1] || shape[2] !== fakeShape[2])) {
+    const requested = o.channels ?? 'auto';
+    const size = [o.size ?? fakeShape[0], o.size ?? fakeShape[1]] as const;
+    if (
+      run &&
+      (size[0] !== fakeShape[0] ||
+        size[1] !== fakeShape[1] ||
+        (requested !== 'auto' && requested !== fakeShape[2]))
+    ) {
       throw new ConfigError('--size/--channels must match the run when its images are generated', {
-        field: o.size !== undefined ? '--size' : '--channels',
+        field: o.size !== undefined && size[0] !== fakeShape[0] ? '--size' : '--channels',
         expected: `${fakeShape[0]} px, ${fakeShape[2]} channel(s)`,
-        found: `${shape[0]} px, ${shape[2]} channel(s)`,
+        found: `${size[0]} px, ${requested === 'auto' ? fakeShape[2] : requested} channel(s)`,
       });
     }
+    const loadAt = (channels: ChannelsOption) => ({ size, channels, ...control });
+
+    // Real reference images (and a set's synthetic images) first: with `auto`, their content decides the
+    // channels that the extractor, the held-out split and the metrics then use.
+    let channels: 1 | 3 = run ? fakeShape[2] : requested === 'auto' ? 1 : requested;
+    let realImages = await realSplit.load(loadAt(run ? channels : requested));
+    let fakeSetImages: ImageArray | null = null;
+    if (!run) {
+      const ds = fakeDs!;
+      const all = new Split(ds, 'synthetic', Int32Array.from(ds.listing.samples.keys()));
+      fakeSetImages = await all.load(loadAt(requested));
+      if (requested === 'auto') {
+        channels = realImages.channels === 3 || fakeSetImages.channels === 3 ? 3 : 1;
+        const grey =
+          realImages.channels !== channels
+            ? 'real'
+            : fakeSetImages.channels !== channels
+              ? 'synthetic'
+              : null;
+        if (grey !== null) {
+          const colour = grey === 'real' ? 'synthetic' : 'real';
+          o.onProgress?.({
+            type: 'warning',
+            message: `channels auto: 3 (the ${colour} images have colour content, the ${grey} ones are grey; the ${grey} images replicated to RGB)`,
+          });
+        }
+        realImages = convertImagesChannels(realImages, channels);
+        fakeSetImages = convertImagesChannels(fakeSetImages, channels);
+      }
+    }
+    const shape: [number, number, 1 | 3] = [size[0], size[1], channels];
+    const load = loadAt(channels);
 
     const cacheRoot = evaluationCacheDir(o.cacheDir);
     const extractor = await makeExtractor(o, realDs, shape, cacheRoot);
     try {
-      const realSet: LabelledSet = {
-        images: await realSplit.load(load),
-        labels: Int32Array.from(realSplit.labels),
-      };
+      const realSet: LabelledSet = { images: realImages, labels: Int32Array.from(realSplit.labels) };
       const holdoutSet: LabelledSet | null = holdoutSplit
         ? { images: await holdoutSplit.load(load), labels: Int32Array.from(holdoutSplit.labels) }
         : null;
@@ -298,10 +325,8 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
           control,
         );
       } else {
-        const ds = fakeDs!;
-        const all = new Split(ds, 'synthetic', Int32Array.from(ds.listing.samples.keys()));
-        const labels = o.unlabelledFake ? null : await fakeLabels(ds, fakePath, classNames);
-        fakeImages = { images: await all.load(load), labels };
+        const labels = o.unlabelledFake ? null : await fakeLabels(fakeDs!, fakePath, classNames);
+        fakeImages = { images: fakeSetImages!, labels };
       }
       const sizeTag = `${shape[0]}x${shape[1]}x${shape[2]}`;
       const realCached = await cachedFeatures(

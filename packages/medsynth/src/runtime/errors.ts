@@ -28,7 +28,8 @@ export type ErrorCode =
   | 'RUNTIME_ERROR'
   | 'CHECKPOINT_ERROR'
   | 'TRAINING_ERROR'
-  | 'STUDY_ERROR';
+  | 'STUDY_ERROR'
+  | 'FILESYSTEM_ERROR';
 
 export class MedsynthError extends Error {
   override readonly name: string = 'MedsynthError';
@@ -100,6 +101,16 @@ export class StudyError extends MedsynthError {
   override readonly name = 'StudyError';
   override readonly code = 'STUDY_ERROR';
   override readonly exitCode = 2;
+}
+
+/**
+ * The file system refused a write or a read that the input did not cause: a full disk, no permission, a
+ * read-only mount, too many open files. Names the path and what was being written; a runtime failure (exit 1).
+ */
+export class FileSystemError extends MedsynthError {
+  override readonly name = 'FileSystemError';
+  override readonly code = 'FILESYSTEM_ERROR';
+  override readonly exitCode = 1;
 }
 
 export function isMedsynthError(e: unknown): e is MedsynthError {

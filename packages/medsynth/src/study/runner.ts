@@ -147,6 +147,10 @@ interface RealData {
   readonly test: LabelledSet & { labels: Int32Array };
 }
 
+/**
+ * The real splits at the study's size and at the generator's channels (which `channels: auto` resolved from
+ * the train split's content when the generator was trained), so that every split has one channel count.
+ */
 async function loadReal(config: StudyConfig, channels: 1 | 3, control: RunControl): Promise<RealData> {
   const ds = await openDataset(config.data, control);
   const load = async (name: 'train' | 'val' | 'test') => {
@@ -219,6 +223,13 @@ function checkGenerator(
       file: run,
       expected: `${config.size} px`,
       found: `${g.size} px`,
+    });
+  if (config.channels !== 'auto' && g.channels !== config.channels)
+    throw new StudyError('the generator makes images with other channels than the study asks for', {
+      file: run,
+      field: 'channels',
+      expected: `${config.channels} channel(s)`,
+      found: `${g.channels} channel(s) (use --channels auto or ${g.channels} with this generator)`,
     });
   if (!g.conditional)
     throw new StudyError('the study needs a class-conditional generator (cgan or acgan) for per-class sets', {
@@ -309,7 +320,8 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
   try {
     store.setMeta('config', config);
     // Checks that need only the dataset's listing, before the generator's minutes of training.
-    positiveIndex(config, (await openDataset(config.data, control)).classNames);
+    const classNames = (await openDataset(config.data, control)).classNames;
+    positiveIndex(config, classNames);
     onProgress?.({ type: 'phase', phase: 'generator' });
     const runDir = await generatorRun(dir, config, control);
     store.setMeta('generatorRun', runDir);
@@ -317,9 +329,9 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
     let pool: LabelledSet & { labels: Int32Array };
     let real: RealData;
     try {
+      checkGenerator(generator, classNames, config, runDir); // before minutes of loading
       onProgress?.({ type: 'phase', phase: 'load real images' });
       real = await loadReal(config, generator.channels, control);
-      checkGenerator(generator, real.classNames, config, runDir);
       const K = real.classNames.length;
       const demand = syntheticDemand(
         jobs.map((j) => j.condition),

@@ -7,14 +7,14 @@
  *   G.bin D.bin G_ema.bin gOpt.bin dOpt.bin   raw little-endian weights (tf.io.encodeWeights)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { AdaState } from '../augment/ada.js';
 import type { GanSpec } from '../models/types.js';
 import { CheckpointError } from '../runtime/errors.js';
-import { writeFileAtomic } from '../runtime/fs.js';
+import { fsyncDir, withFileContext, writeFileAtomic, writeFileSynced } from '../runtime/fs.js';
 
 /** A tensor with its name (what optimizers' getWeights hands out). */
 export interface NamedTensor {
@@ -102,35 +102,41 @@ export async function saveCheckpoint(
   keep: number,
 ): Promise<string> {
   const root = join(runDir, 'checkpoints');
-  await mkdir(root, { recursive: true });
   const name = checkpointName(state.step);
-  const tmp = join(root, `.tmp-${name}-${randomBytes(4).toString('hex')}`);
-  await mkdir(tmp);
-  try {
-    const index = {} as Record<WeightGroup, tf.io.WeightsManifestEntry[]>;
-    for (const group of WEIGHT_GROUPS) {
-      const { data, specs } = await tf.io.encodeWeights(weights[group]);
-      index[group] = specs;
-      await writeFile(join(tmp, `${group}.bin`), new Uint8Array(data as ArrayBuffer));
+  const final = join(root, name);
+  const what = `writing checkpoint ${name} (the previous checkpoint is kept)`;
+  await withFileContext(what, final, async () => {
+    await mkdir(root, { recursive: true });
+    const tmp = join(root, `.tmp-${name}-${randomBytes(4).toString('hex')}`);
+    await mkdir(tmp);
+    try {
+      const index = {} as Record<WeightGroup, tf.io.WeightsManifestEntry[]>;
+      for (const group of WEIGHT_GROUPS) {
+        const { data, specs } = await tf.io.encodeWeights(weights[group]);
+        index[group] = specs;
+        await writeFileSynced(join(tmp, `${group}.bin`), new Uint8Array(data as ArrayBuffer));
+      }
+      const file: CheckpointFile = {
+        format: CHECKPOINT_FORMAT,
+        version: CHECKPOINT_VERSION,
+        savedAt: new Date().toISOString(),
+        ...state,
+        weights: index,
+      };
+      await writeFileSynced(join(tmp, 'checkpoint.json'), `${JSON.stringify(file)}\n`);
+      await fsyncDir(tmp);
+      await rm(final, { recursive: true, force: true });
+      await rename(tmp, final);
+      await fsyncDir(root);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      throw e;
     }
-    const file: CheckpointFile = {
-      format: CHECKPOINT_FORMAT,
-      version: CHECKPOINT_VERSION,
-      savedAt: new Date().toISOString(),
-      ...state,
-      weights: index,
-    };
-    await writeFile(join(tmp, 'checkpoint.json'), `${JSON.stringify(file)}\n`);
-    const final = join(root, name);
-    await rm(final, { recursive: true, force: true });
-    await rename(tmp, final);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
   await writeFileAtomic(
     join(root, 'latest.json'),
     `${JSON.stringify({ checkpoint: name, step: state.step })}\n`,
+    `writing the checkpoint index latest.json (${name} is complete)`,
   );
   await prune(root, keep, name);
   return join(root, name);
@@ -155,6 +161,16 @@ async function prune(root: string, keep: number, current: string): Promise<void>
  * `latest.json` names, else the newest complete one.
  */
 export async function findCheckpoint(runDir: string, which?: string): Promise<string> {
+  const found = await latestCheckpoint(runDir, which);
+  if (found !== undefined) return found;
+  throw new CheckpointError(
+    `the run has no checkpoint yet: it stopped before its first one; \`medsynth train --resume ${resolve(runDir)}\` starts it over from step 0`,
+    { file: join(resolve(runDir), 'checkpoints') },
+  );
+}
+
+/** Like `findCheckpoint`, but undefined (not an error) when the run has no complete checkpoint yet. */
+export async function latestCheckpoint(runDir: string, which?: string): Promise<string | undefined> {
   const root = join(resolve(runDir), 'checkpoints');
   const complete = async (dir: string) =>
     (await stat(join(dir, 'checkpoint.json')).catch(() => undefined)) !== undefined;
@@ -174,7 +190,7 @@ export async function findCheckpoint(runDir: string, which?: string): Promise<st
   const names = await listCheckpoints(root);
   for (let i = names.length - 1; i >= 0; i--)
     if (await complete(join(root, names[i]!))) return join(root, names[i]!);
-  throw new CheckpointError('the run has no checkpoint yet', { file: root });
+  return undefined;
 }
 
 export interface LoadedCheckpoint {

@@ -5,7 +5,7 @@
  * continues exactly from its latest checkpoint (`resumeGan`): the same weights, optimizer moments, Rng
  * states and augmentation probability, so a killed run loses at most one tick.
  */
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdaController } from '../augment/ada.js';
@@ -25,7 +25,7 @@ import {
   assignOptimizer,
   assignWeights,
   disposeWeightSets,
-  findCheckpoint,
+  latestCheckpoint,
   type LoadedCheckpoint,
   loadCheckpoint,
   namedWeights,
@@ -183,7 +183,9 @@ export async function resumeGan(
     options = resolveOptions(TrainOptionsSchema, { ...options, ...stripUndefined(overrides) }, 'resume');
     await writeFileAtomic(join(runDir, 'options.json'), `${JSON.stringify(options, null, 2)}\n`);
   }
-  const ckpt = await loadCheckpoint(await findCheckpoint(runDir));
+  const found = await latestCheckpoint(runDir);
+  if (found === undefined) return restartGan(runDir, options, control);
+  const ckpt = await loadCheckpoint(found);
   try {
     const real = await loadRealSet(options.data, options.size, options.channels, control);
     if (real.classNames.join('\n') !== ckpt.state.classNames.join('\n')) {
@@ -197,6 +199,23 @@ export async function resumeGan(
   } finally {
     disposeWeightSets(ckpt.weights);
   }
+}
+
+/**
+ * A run killed before its first checkpoint has nothing to continue from: it starts over from step 0 in the same
+ * directory with its saved options (what it wrote before the kill — stats, sample grids — is replaced).
+ */
+async function restartGan(runDir: string, options: TrainOptions, control: RunControl): Promise<TrainResult> {
+  control.onProgress?.({
+    type: 'warning',
+    message: `${runDir} has no checkpoint yet (the run stopped before its first one): starting it over from step 0 with its options.json`,
+  });
+  const real = await loadRealSet(options.data, options.size, options.channels, control);
+  await rm(join(runDir, 'samples'), { recursive: true, force: true });
+  await rm(join(runDir, 'stats.jsonl'), { force: true });
+  await rm(join(runDir, 'result.json'), { force: true });
+  await writeFileAtomic(join(runDir, 'reals.png'), await encodePng(realGrid(real, options.gridPerClass)));
+  return runTraining(runDir, options, real, null, control);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -470,7 +489,7 @@ async function runTraining(
       stoppedBy,
       last: lastStats,
     };
-    await writeFile(join(runDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
+    await writeFileAtomic(join(runDir, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
     return result;
   } finally {
     trainer.dispose();

@@ -21,25 +21,11 @@ export interface RealSet {
   readonly splitSource: string;
 }
 
-/** True when every pixel of the first `n` images has equal R, G and B (grey content stored as RGB). */
-export function looksGrey(images: ImageArray, n = 64): boolean {
-  if (images.channels === 1) return true;
-  const per = images.height * images.width * 3;
-  const end = Math.min(images.count, n) * per;
-  const d = images.data;
-  for (let i = 0; i < end; i += 3) if (d[i] !== d[i + 1] || d[i] !== d[i + 2]) return false;
-  return true;
-}
-
-/** Keeps the first channel of an RGB array (for grey content stored as RGB). */
-function firstChannel(images: ImageArray): ImageArray {
-  const n = images.count * images.height * images.width;
-  const data = images.data instanceof Uint16Array ? new Uint16Array(n) : new Uint8Array(n);
-  for (let i = 0; i < n; i++) data[i] = images.data[i * 3]!;
-  return { ...images, data, channels: 1 };
-}
-
-/** Loads the train split at `size`×`size`, with `channels` (or 'auto': 1 for grey content, else the source's). */
+/**
+ * Loads the train split at `size`×`size` with `channels`. `auto` is the data layer's rule (`Split.load`):
+ * 1 for grey content (RGB files with equal channels included), 3 when any image has colour, every image
+ * converted to that count, the decision reported through `onProgress`.
+ */
 export async function loadRealSet(
   data: DataOptions,
   size: number,
@@ -48,15 +34,13 @@ export async function loadRealSet(
 ): Promise<RealSet> {
   const ds = await openDataset(data, control);
   const train = ds.split('train');
-  let images = await train.load({
+  const images = await train.load({
     size,
-    channels: channels === 'auto' ? undefined : channels,
+    channels,
     bitDepth: 8,
     onProgress: control.onProgress,
     signal: control.signal,
   });
-  if (channels === 'auto' && images.channels === 3 && looksGrey(images, images.count))
-    images = firstChannel(images);
   return {
     images,
     labels: train.labels,

@@ -8,8 +8,10 @@ import { registerEvaluateCommand } from '../../src/cli/evaluate.js';
 import { encodePng } from '../../src/data/image/grid.js';
 import { convertChannels, unpackImage } from '../../src/data/image/transform.js';
 import { openDataset } from '../../src/data/source.js';
+import { evaluateSources } from '../../src/metrics/sources.js';
 import { selectBackend } from '../../src/runtime/backend.js';
-import { ConfigError, DatasetError } from '../../src/runtime/errors.js';
+import type { ProgressEvent } from '../../src/runtime/progress.js';
+import { ConfigError } from '../../src/runtime/errors.js';
 import { sharedData } from '../helpers/shared-data.js';
 
 const PNEUMONIA = sharedData('medmnist', 'pneumoniamnist_28_reconstructed.npz');
@@ -17,16 +19,32 @@ let dir: string;
 let grayFake: string;
 let rgbFake: string;
 
-/** A folder set `<root>/<class>/<i>.png` made of every 5th real test image (stand-in synthetic images). */
-async function writeSet(root: string, rgb: boolean): Promise<void> {
+/**
+ * A folder set `<root>/<class>/<i>.png` made of every 5th real test image (stand-in synthetic images): grey,
+ * grey stored as RGB, or RGB with a red corner (colour content). `keep(class, written)` can thin a class.
+ */
+async function writeSet(
+  root: string,
+  kind: 'gray' | 'rgb' | 'colour',
+  keep: (cls: string, written: number) => boolean = () => true,
+): Promise<void> {
   const ds = await openDataset({ source: PNEUMONIA });
   const test_ = ds.split('test');
   const images = await test_.load();
+  const written = new Map<string, number>();
   for (let i = 0; i < images.count; i += 5) {
     const cls = ds.classNames[test_.labels[i]!]!;
+    if (!keep(cls, written.get(cls) ?? 0)) continue;
+    written.set(cls, (written.get(cls) ?? 0) + 1);
     await mkdir(join(root, cls), { recursive: true });
-    const img = unpackImage(images, i);
-    await writeFile(join(root, cls, `${i}.png`), await encodePng(rgb ? convertChannels(img, 3) : img));
+    let img = unpackImage(images, i);
+    if (kind !== 'gray') img = convertChannels(img, 3);
+    if (kind === 'colour') {
+      const data = Uint8Array.from(img.data);
+      for (let p = 0; p < 16; p++) data.set([220, 30, 30], p * 3);
+      img = { ...img, data };
+    }
+    await writeFile(join(root, cls, `${i}.png`), await encodePng(img));
   }
 }
 
@@ -64,8 +82,8 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'medsynth-evaluate-cli-'));
   grayFake = join(dir, 'gray');
   rgbFake = join(dir, 'rgb');
-  await writeSet(grayFake, false);
-  await writeSet(rgbFake, true);
+  await writeSet(grayFake, 'gray');
+  await writeSet(rgbFake, 'rgb');
 });
 
 after(async () => {
@@ -127,7 +145,7 @@ describe('medsynth evaluate', () => {
     assert.equal((await readdir(join(dir, 'cache', 'evaluation', 'extractors'))).length, 1);
   });
 
-  test('bad input: unknown metric, unknown extractor, channel mismatch', async () => {
+  test('bad input: unknown metric, unknown extractor, no real dataset', async () => {
     await assert.rejects(
       evaluate([...quick(), '--fake', grayFake, '--metrics', 'fid,fancy']),
       /unknown metric "fancy"/,
@@ -137,12 +155,92 @@ describe('medsynth evaluate', () => {
       (e: unknown) => e instanceof ConfigError && /--extractor/.test(e.message),
     );
     await assert.rejects(
-      evaluate([...quick(), '--fake', rgbFake, '--metrics', 'fid']),
-      (e: unknown) => e instanceof DatasetError && /--channels/.test(e.message),
-    );
-    await assert.rejects(
       evaluate(['--fake', grayFake]),
       (e: unknown) => e instanceof ConfigError && /--real/.test(e.message),
     );
+  });
+
+  test('--channels: auto (the default) reads grey RGB files as grey; 1 and 3 convert both sides; bad values refused', async () => {
+    const shapeOf = async (...extra: string[]) =>
+      (
+        JSON.parse(
+          await evaluate([
+            ...quick(),
+            '--fake',
+            rgbFake,
+            '--metrics',
+            'fid',
+            '--no-baselines',
+            '--json',
+            ...extra,
+          ]),
+        ) as { shape: number[] }
+      ).shape;
+    assert.deepEqual(await shapeOf(), [28, 28, 1], 'grey content stored as RGB, against grey real images');
+    assert.deepEqual(await shapeOf('--channels', 'auto'), [28, 28, 1]);
+    assert.deepEqual(await shapeOf('--channels', '3'), [28, 28, 3]);
+    assert.deepEqual(await shapeOf('--channels', '1'), [28, 28, 1]);
+    await assert.rejects(evaluate([...quick(), '--fake', rgbFake, '--channels', '2']), /--channels/);
+  });
+
+  test('auto against colour synthetic images: 3 channels, the grey real images replicated, with a warning', async () => {
+    const colourFake = join(dir, 'colour');
+    await writeSet(colourFake, 'colour');
+    const events: ProgressEvent[] = [];
+    const ev = await evaluateSources({
+      real: PNEUMONIA,
+      fake: colourFake,
+      channels: 'auto',
+      metrics: ['fid'],
+      baselines: false,
+      bootstrap: 0,
+      domain: { epochs: 1, width: 8 },
+      cacheDir: join(dir, 'cache'),
+      onProgress: (e) => events.push(e),
+    });
+    assert.deepEqual(ev.shape, [28, 28, 3]);
+    assert.equal(ev.images.real.images.channels, 3);
+    assert.equal(ev.images.holdout?.images.channels, 3);
+    assert.ok(
+      events.some(
+        (e) =>
+          e.type === 'warning' &&
+          e.message ===
+            'channels auto: 3 (the synthetic images have colour content, the real ones are grey; the real images replicated to RGB)',
+      ),
+      JSON.stringify(events.filter((e) => e.type === 'warning')),
+    );
+  });
+
+  test('cells without a value are explained under the table (a class too small for PRDC, metrics not asked for)', async () => {
+    const fewNormal = join(dir, 'few-normal');
+    await writeSet(fewNormal, 'gray', (cls, written) => cls !== 'normal' || written < 4);
+    const table = await evaluate([
+      ...quick(),
+      '--fake',
+      fewNormal,
+      '--metrics',
+      'fid,prdc',
+      '--bootstrap',
+      '0',
+    ]);
+    const lines = table.split('\n');
+    const row = lines.find((l) => /^fake\s+normal\s/.test(l));
+    assert.ok(row, table);
+    assert.match(row, /–/, 'no PRDC for 4 synthetic images of a class');
+    const at = lines.indexOf('– = not computed:');
+    assert.ok(at > 0, table);
+    const footnote = lines.slice(at + 1).filter((l) => l.startsWith('  '));
+    assert.ok(footnote.includes('  kid, msssim: not requested (--metrics)'), footnote.join('\n'));
+    assert.ok(footnote.includes('  ± (FID spread): no bootstrap (--bootstrap 0)'), footnote.join('\n'));
+    assert.ok(
+      footnote.some((l) =>
+        /^ {2}fake normal prdc \(k = 5\): needs at least 6 images in each set, has \d+ real and 4 compared$/.test(
+          l,
+        ),
+      ),
+      footnote.join('\n'),
+    );
+    assert.ok(!footnote.some((l) => /pneumonia/.test(l)), 'the large class has every value');
   });
 });

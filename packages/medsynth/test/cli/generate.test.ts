@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -212,6 +212,55 @@ describe('medsynth generate', () => {
       isConfig('--out', /not empty/),
     );
     assert.equal(loaded, false);
+  });
+
+  test('an existing --grid file is refused before the run is loaded, and replaced with --overwrite', async () => {
+    const dir = await tmp();
+    const out = join(dir, 'set');
+    const grid = join(dir, 'grid.png');
+    await writeFile(grid, 'precious');
+    let loaded = false;
+    const program = new Command('medsynth').exitOverride();
+    registerGenerateCommand(program, {
+      selectBackend: async () => undefined,
+      loadGenerator: async () => {
+        loaded = true;
+        throw new Error('should not load');
+      },
+    });
+    const args = ['generate', '--run', 'r', '--per-class', '1', '--out', out, '--grid', grid];
+    await assert.rejects(program.parseAsync(args, { from: 'user' }), (e: unknown) => {
+      isConfig('--grid', /the grid file exists; pass --overwrite to replace it/)(e);
+      assert.equal((e as ConfigError).context.file, grid);
+      return true;
+    });
+    assert.equal(loaded, false);
+    assert.equal(await readFile(grid, 'utf8'), 'precious');
+    assert.deepEqual(await readdir(dir), ['grid.png'], 'nothing written');
+
+    const r = await generate(['--run', 'r', '--per-class', '1', '--out', out, '--grid', grid, '--overwrite']);
+    assert.match(r.stdout, new RegExp(`warning\\s+replacing the grid ${grid}\\n`));
+    assert.notEqual(await readFile(grid, 'utf8'), 'precious');
+  });
+
+  test('--overwrite says what it replaces (once), and refuses files the old set does not own', async () => {
+    const dir = await tmp();
+    const out = join(dir, 'set');
+    await generate(['--run', 'r', '--per-class', '2', '--out', out]);
+    const createdAt = (await readManifest(out)).createdAt;
+    await writeFile(join(out, 'notes.txt'), 'mine');
+    await assert.rejects(
+      generate(['--run', 'r', '--per-class', '1', '--out', out, '--overwrite']),
+      isConfig('--out', /does not list \(notes\.txt\)/),
+    );
+    assert.equal(await readFile(join(out, 'notes.txt'), 'utf8'), 'mine');
+    await rm(join(out, 'notes.txt'));
+    const r = await generate(['--run', 'r', '--per-class', '1', '--out', out, '--overwrite', '--json']);
+    const message = `replacing the synthetic set in ${out}: 4 images and manifest.json of the set made ${createdAt}`;
+    assert.deepEqual(JSON.parse(r.stdout).warnings, [message]);
+    const human = await generate(['--run', 'r', '--per-class', '1', '--out', out, '--overwrite']);
+    assert.equal(human.stdout.split('\n').filter((l) => l.includes('replacing the synthetic set')).length, 1);
+    assert.equal((await readManifest(out)).total, 2);
   });
 
   test('--run and --out are required', async () => {

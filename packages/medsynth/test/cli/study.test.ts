@@ -3,7 +3,7 @@
 // rows unchanged.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { STORE_FILE } from '../../src/study/store.js';
+import { writeMixedFolder } from '../helpers/mixed-channels.js';
 import { studyRows } from '../helpers/study.js';
 import { sharedData } from '../helpers/shared-data.js';
 
@@ -150,5 +151,69 @@ describe('medsynth study (CLI)', () => {
     for (const f of ['results.json', 'results.csv', 'report.html'])
       assert.ok(existsSync(join(studyDir, f)), f);
     assert.equal(result.report, join(studyDir, 'report.html'));
+  });
+});
+
+describe('medsynth study on a folder of mixed grey and colour files', () => {
+  let mixedDir: string;
+  before(async () => {
+    mixedDir = await mkdtemp(join(tmpdir(), 'medsynth-cli-study-mixed-'));
+  });
+  after(async () => {
+    await rm(mixedDir, { recursive: true, force: true });
+  });
+
+  test('--channels 1|3|auto reaches the resolved config (default auto); other values are refused', () => {
+    const channelsOf = (...extra: string[]) => {
+      const r = cli('study', '--data', PNEUMONIA, '--preset', 'tiny', ...extra, '--dry-run');
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { config: { channels: unknown } }).config.channels;
+    };
+    assert.equal(channelsOf('--channels', '1'), 1);
+    assert.equal(channelsOf('--channels', '3'), 3);
+    assert.equal(channelsOf('--channels', 'auto'), 'auto');
+    assert.equal(channelsOf(), 'auto');
+    const bad = cli('study', '--data', PNEUMONIA, '--channels', '2', '--dry-run');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--channels/);
+  });
+
+  test('true 1-channel JPEGs beside colour PNGs: the whole study runs at one channel count and says which', async () => {
+    const folder = await writeMixedFolder(join(mixedDir, 'data'), { perClass: 30 });
+    const study = (name: string, ...extra: string[]) => {
+      const r = cli(
+        'study',
+        '--preset',
+        'tiny',
+        '--data',
+        folder.root,
+        '--size',
+        '32',
+        '--conditions',
+        'real,synthetic',
+        '--classifiers',
+        'lbp-rf',
+        '--out',
+        join(mixedDir, 'studies'),
+        '--name',
+        name,
+        ...extra,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const dirs = readdirSync(join(mixedDir, 'studies')).filter((d) => d.endsWith(name));
+      const evaluation = JSON.parse(
+        readFileSync(join(mixedDir, 'studies', dirs[0]!, 'evaluation', 'evaluation.json'), 'utf8'),
+      ) as { shape: number[] };
+      return { stderr: r.stderr, shape: evaluation.shape };
+    };
+    const auto = study('auto');
+    assert.match(
+      auto.stderr,
+      /warning: load train: channels auto: 3 \(colour content in \d+ of \d+ images; \d+ grey images replicated to RGB\)/,
+    );
+    assert.deepEqual(auto.shape, [32, 32, 3]);
+    const grey = study('grey', '--channels', '1');
+    assert.doesNotMatch(grey.stderr, /channels auto/);
+    assert.deepEqual(grey.shape, [32, 32, 1]);
   });
 });

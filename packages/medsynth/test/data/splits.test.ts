@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { groupUnits, partitionSites, stratifiedAssign, stratifiedFraction } from '../../src/data/splits.js';
 import { Rng } from '../../src/runtime/random.js';
+import { ConfigError } from '../../src/runtime/errors.js';
 
 /** An imbalanced 3-class label vector: 600 / 300 / 100. */
 function labels3(): Int32Array {
@@ -152,9 +153,9 @@ describe('partitionSites', () => {
   });
 
   test('rejects impossible partitions', () => {
-    assert.throws(() => partitionSites([0, 1], 3, 0), RangeError);
-    assert.throws(() => partitionSites([0, 1], 0, 0), RangeError);
-    assert.throws(() => partitionSites([0, 1], 2, 0, { alpha: 0 }), RangeError);
+    assert.throws(() => partitionSites([0, 1], 3, 0), ConfigError);
+    assert.throws(() => partitionSites([0, 1], 0, 0), ConfigError);
+    assert.throws(() => partitionSites([0, 1], 2, 0, { alpha: 0 }), ConfigError);
   });
 });
 

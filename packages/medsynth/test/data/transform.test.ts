@@ -5,6 +5,9 @@ import { encodePng, tileImages } from '../../src/data/image/grid.js';
 import {
   convertBitDepth,
   convertChannels,
+  convertImagesChannels,
+  greyOfRgb,
+  isGreyContent,
   packImages,
   resolveTransform,
   transformImage,
@@ -28,6 +31,35 @@ describe('channel and bit-depth conversion', () => {
       [Math.round(0.299 * 255), Math.round(0.299 * 10 + 0.587 * 200 + 0.114 * 30)],
     );
     assert.deepEqual([...convertChannels(g, 3).data], [76, 76, 76, 124, 124, 124]);
+  });
+
+  test('grey content: RGB with equal channels is grey and keeps its values at 1 channel', () => {
+    const greyRgb = rgb(3, 2, (x, y) => 40 * x + 90 * y);
+    assert.ok(isGreyContent(greyRgb));
+    assert.ok(isGreyContent(convertChannels(greyRgb, 1)), '1-channel images are grey');
+    assert.ok(
+      !isGreyContent(rgb(3, 2, (x, y, c) => (x === 2 && y === 1 && c === 2 ? 1 : 0))),
+      'one pixel of colour',
+    );
+    const g = greyOfRgb(greyRgb);
+    assert.equal(g.channels, 1);
+    assert.deepEqual([...g.data], [0, 40, 80, 90, 130, 170]);
+    assert.deepEqual([...g.data], [...convertChannels(greyRgb, 1).data], 'the same as luma');
+    const wide: RawImage = { width: 1, height: 1, channels: 3, data: new Uint16Array([65535, 65535, 65535]) };
+    assert.deepEqual([...greyOfRgb(wide).data], [65535]);
+    assert.ok(greyOfRgb(wide).data instanceof Uint16Array);
+  });
+
+  test('convertImagesChannels converts every image of an array', () => {
+    const arr = packImages([
+      { width: 1, height: 1, channels: 1, data: new Uint8Array([7]) },
+      { width: 1, height: 1, channels: 1, data: new Uint8Array([9]) },
+    ]);
+    const three = convertImagesChannels(arr, 3);
+    assert.equal(three.channels, 3);
+    assert.equal(three.count, 2);
+    assert.deepEqual([...three.data], [7, 7, 7, 9, 9, 9]);
+    assert.equal(convertImagesChannels(arr, 1), arr);
   });
 
   test('8 ↔ 16 bit maps 255 ↔ 65535 exactly and rounds', () => {
@@ -96,6 +128,27 @@ describe('packImages and grids', () => {
     assert.equal(p.count, 2);
     const c: RawImage = { width: 3, height: 1, channels: 1, data: new Uint8Array(3) };
     assert.throws(() => packImages([a, c], ['a.png', 'c.png']), /c\.png/);
+  });
+
+  test('a mismatch says what differs and which option makes the images agree', () => {
+    const grey: RawImage = { width: 2, height: 1, channels: 1, data: new Uint8Array(2) };
+    const colour: RawImage = { width: 2, height: 1, channels: 3, data: new Uint8Array(6) };
+    const wide: RawImage = { width: 3, height: 1, channels: 1, data: new Uint8Array(3) };
+    const deep: RawImage = { width: 2, height: 1, channels: 1, data: new Uint16Array(2) };
+    const fails = (imgs: RawImage[], pattern: RegExp) =>
+      assert.throws(
+        () => packImages(imgs, ['a.jpeg', 'b.png']),
+        (e: unknown) => e instanceof ConfigError && pattern.test(e.message) && /b\.png/.test(e.message),
+      );
+    fails(
+      [grey, colour],
+      /differ in channels; pass channels 1, 3 or auto \(--channels\).*expected 1 \(as a\.jpeg\), found 3/,
+    );
+    fails(
+      [grey, wide],
+      /differ in size; pass a target size \(--size\).*expected 1x2 \(as a\.jpeg\), found 1x3/,
+    );
+    fails([grey, deep], /differ in bit depth.*expected 8 bits \(as a\.jpeg\), found 16 bits/);
   });
 
   test('tileImages places cells with gaps and encodes a PNG that decodes back', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -199,6 +200,114 @@ describe('folder export', () => {
     g.dispose();
   });
 
+  test('--overwrite deletes only what the old manifest owns: other files are refused and listed, and kept', async () => {
+    const dir = await tmp();
+    const out = join(dir, 'set');
+    const g = tinyGenerator({ classNames: CLASSES });
+    await writeSyntheticSet(g, makePlan({ kind: 'per-class', count: 2 }, CLASSES), { out });
+    const createdAt = (await readManifest(out)).createdAt;
+    await writeFile(join(out, 'notes.txt'), 'my notes');
+    await writeFile(join(out, 'normal', 'seed999999.png'), 'an image the manifest does not list');
+    await mkdir(join(out, 'empty'));
+    const one = makePlan({ kind: 'counts', counts: parseCounts('normal=1,pneumonia=1') }, CLASSES);
+    await assert.rejects(writeSyntheticSet(g, one, { out, overwrite: true }), (e: unknown) => {
+      isConfig('--out')(e);
+      assert.equal((e as ConfigError).exitCode, 2);
+      assert.equal((e as ConfigError).context.file, out);
+      assert.match(
+        (e as ConfigError).message,
+        /holds 3 files that the synthetic set's manifest.json does not list \(empty\/, normal\/seed999999\.png, notes\.txt\); --overwrite replaces only the set's own files: move them out of the folder or choose another output/,
+      );
+      return true;
+    });
+    assert.equal(await readFile(join(out, 'notes.txt'), 'utf8'), 'my notes');
+    assert.equal((await readdir(join(out, 'normal'))).length, 3);
+    assert.equal((await readManifest(out)).total, 6, 'the old set is untouched');
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.startsWith('.')),
+      [],
+      'refused before any staging',
+    );
+    for (let i = 0; i < 12; i++) await writeFile(join(out, `extra${String(i).padStart(2, '0')}.txt`), '');
+    await assert.rejects(
+      writeSyntheticSet(g, one, { out, overwrite: true }),
+      isConfig('--out', /holds 15 files .*\(empty\/, extra00\.txt, .*, extra08\.txt and 5 more\)/),
+    );
+
+    // Without them, the old set is replaced; what is deleted is said; a class folder left empty goes too.
+    for (const f of await readdir(out)) if (/^(extra|notes)/.test(f)) await rm(join(out, f));
+    await rm(join(out, 'normal', 'seed999999.png'));
+    await rm(join(out, 'empty'), { recursive: true });
+    await writeFile(join(out, '.DS_Store'), '');
+    const events: ProgressEvent[] = [];
+    const res = await writeSyntheticSet(g, one, { out, overwrite: true, onProgress: (e) => events.push(e) });
+    const message = `replacing the synthetic set in ${out}: 6 images and manifest.json of the set made ${createdAt} (also deleting .DS_Store)`;
+    assert.deepEqual(
+      events.filter((e) => e.type === 'warning').map((e) => e.message),
+      [message, ...res.warnings.slice(1)],
+    );
+    assert.equal(res.warnings[0], message);
+    assert.deepEqual((await readdir(out)).sort(), ['manifest.json', 'normal', 'pneumonia']);
+    assert.deepEqual(await readdir(join(out, 'normal')), ['seed000000.png']);
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.startsWith('.')),
+      [],
+    );
+    g.dispose();
+  });
+
+  test('a file added to the old set while generating stops the swap: old set and file kept', async () => {
+    const dir = await tmp();
+    const out = join(dir, 'set');
+    const g = tinyGenerator({ classNames: CLASSES });
+    await writeSyntheticSet(g, makePlan({ kind: 'per-class', count: 1 }, CLASSES), { out });
+    await assert.rejects(
+      writeSyntheticSet(g, makePlan({ kind: 'per-class', count: 4 }, CLASSES), {
+        out,
+        overwrite: true,
+        batchSize: 2,
+        onProgress: (e) => {
+          if (e.type === 'tick' && e.done === 2) writeFileSync(join(out, 'late.txt'), 'added meanwhile');
+        },
+      }),
+      isConfig('--out', /\(late\.txt\)/),
+    );
+    assert.equal(await readFile(join(out, 'late.txt'), 'utf8'), 'added meanwhile');
+    assert.equal((await readManifest(out)).total, 3);
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.startsWith('.')),
+      [],
+    );
+    g.dispose();
+  });
+
+  test('an existing --grid file is refused without --overwrite, before anything is written', async () => {
+    const dir = await tmp();
+    const g = tinyGenerator({ classNames: CLASSES });
+    const plan = makePlan({ kind: 'per-class', count: 1 }, CLASSES);
+    const grid = join(dir, 'grid.png');
+    await writeFile(grid, 'precious');
+    const out = join(dir, 'set');
+    await assert.rejects(writeSyntheticSet(g, plan, { out, grid }), (e: unknown) => {
+      isConfig('--grid', /the grid file exists; pass --overwrite to replace it/)(e);
+      assert.equal((e as ConfigError).context.file, grid);
+      assert.equal((e as ConfigError).exitCode, 2);
+      return true;
+    });
+    assert.equal(await readFile(grid, 'utf8'), 'precious');
+    assert.equal(g.calls.length, 0, 'nothing generated');
+    assert.deepEqual(await readdir(dir), ['grid.png'], 'nothing written');
+    await mkdir(join(dir, 'grid-dir.png'));
+    await assert.rejects(
+      writeSyntheticSet(g, plan, { out, grid: join(dir, 'grid-dir.png'), overwrite: true }),
+      isConfig('--grid', /existing folder/),
+    );
+    const res = await writeSyntheticSet(g, plan, { out, grid, overwrite: true });
+    assert.deepEqual(res.warnings, [`replacing the grid ${grid}`]);
+    assert.equal((await sharp(await readFile(grid)).metadata()).format, 'png');
+    g.dispose();
+  });
+
   test('an error midway leaves the previous set and no staging folder', async () => {
     const dir = await tmp();
     const out = join(dir, 'set');
@@ -298,7 +407,21 @@ describe('npz export', () => {
       writeSyntheticSet(g, makePlan({ kind: 'per-class', count: 1 }, CLASSES), { out }),
       isConfig('--out', /exists/),
     );
-    await writeSyntheticSet(g, makePlan({ kind: 'per-class', count: 3 }, CLASSES), { out, overwrite: true });
+    const createdAt = (await readManifest(out)).createdAt;
+    const events: ProgressEvent[] = [];
+    const replaced = await writeSyntheticSet(g, makePlan({ kind: 'per-class', count: 3 }, CLASSES), {
+      out,
+      overwrite: true,
+      onProgress: (e) => events.push(e),
+    });
+    const message = `replacing the synthetic set ${out}: the .npz (3 images) and set.npz.manifest.json of the set made ${createdAt}`;
+    assert.deepEqual(replaced.warnings, [message]);
+    assert.ok(events.some((e) => e.type === 'warning' && e.message === message));
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.startsWith('.')),
+      [],
+      'no temporary file or owner record left',
+    );
     assert.ok((await stat(out)).size > before);
     assert.equal((await readManifest(out)).total, 9);
 

@@ -105,6 +105,30 @@ describe('medsynth study (tiny preset)', () => {
     }
   });
 
+  test('a generator run with other channels than the study asks for is refused before loading images', async () => {
+    const { readdirSync } = await import('node:fs');
+    const gan = join(interrupted, 'gan');
+    const run = join(
+      gan,
+      readdirSync(gan).find((n) => /^\d{5,}-/.test(n))!,
+    );
+    const events: string[] = [];
+    await assert.rejects(
+      runStudy(
+        resolveStudyConfig({ preset: 'tiny', data: { source: PNEUMONIA }, channels: 3, generator: { run } }),
+        {
+          outDir: join(dir, 'channels'),
+          onProgress: (e) => events.push(e.type === 'phase' ? e.phase : e.type),
+        },
+      ),
+      (e: unknown) =>
+        e instanceof StudyError &&
+        /other channels/.test(e.message) &&
+        /expected 3 channel\(s\), found 1 channel\(s\)/.test(e.message),
+    );
+    assert.ok(!events.includes('load real images'), events.join(', '));
+  });
+
   test('bad configs fail before any work', async () => {
     assert.throws(
       () => resolveStudyConfig({ preset: 'tiny', data: { source: PNEUMONIA }, conditions: ['real', 'fake'] }),

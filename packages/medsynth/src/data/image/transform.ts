@@ -5,6 +5,9 @@
  *
  * Documented behaviour:
  * - RGB → gray: luma with ITU-R BT.601 weights (0.299 R + 0.587 G + 0.114 B), rounded. Gray → RGB: replicate.
+ * - Grey content: an RGB image whose R, G and B are equal at every pixel holds grey content; `greyOfRgb` keeps
+ *   its first channel, which is exact (luma of equal channels is that value). Channel resolution (`auto`) in
+ *   `Split.load` uses these to decide 1 or 3 channels from content rather than from how files were stored.
  * - 16 → 8 bit: round(v / 257); 8 → 16 bit: v · 257 (so 255 ↔ 65535 exactly).
  * - Resize: `fill` stretches to the target, `cover` scales then centre-crops, `contain` scales then pads with
  *   black. Kernel default `lanczos3` (libvips reduces by block averaging first when shrinking, so it is
@@ -85,6 +88,24 @@ export function convertChannels(img: RawImage, channels: 1 | 3): RawImage {
   return { width: img.width, height: img.height, channels, data: out };
 }
 
+/** True for 1-channel images and for RGB images whose R, G and B are equal at every pixel (grey content). */
+export function isGreyContent(img: RawImage): boolean {
+  if (img.channels === 1) return true;
+  const d = img.data;
+  for (let i = 0; i < d.length; i += 3) if (d[i] !== d[i + 1] || d[i] !== d[i + 2]) return false;
+  return true;
+}
+
+/** An RGB image of grey content as 1 channel (its first channel: exact). The caller checks `isGreyContent`. */
+export function greyOfRgb(img: RawImage): RawImage {
+  if (img.channels === 1) return img;
+  const n = img.width * img.height;
+  const src = img.data;
+  const out = src instanceof Uint16Array ? new Uint16Array(n) : new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = src[i * 3]!;
+  return { width: img.width, height: img.height, channels: 1, data: out };
+}
+
 /** 16 → 8 bit as round(v/257); 8 → 16 bit as v·257. */
 export function convertBitDepth(img: RawImage, bitDepth: 8 | 16): RawImage {
   if (bitDepthOf(img) === bitDepth) return img;
@@ -137,7 +158,10 @@ export async function transformImage(img: RawImage, t: ResolvedTransform): Promi
   return convertBitDepth(out, t.bitDepth);
 }
 
-/** Packs same-shaped images into one NHWC array; throws naming the first image whose shape differs. */
+/**
+ * Packs same-shaped images into one NHWC array. Images that differ are a `ConfigError` naming the first one
+ * and saying what differs (size, channels or bit depth) and which option makes them agree.
+ */
 export function packImages(images: readonly RawImage[], ids: readonly string[] = []): ImageArray {
   const first = images[0];
   if (!first) throw new RangeError('packImages: no images');
@@ -145,25 +169,41 @@ export function packImages(images: readonly RawImage[], ids: readonly string[] =
   const is16 = first.data instanceof Uint16Array;
   const per = width * height * channels;
   const data = is16 ? new Uint16Array(per * images.length) : new Uint8Array(per * images.length);
+  const depth = (x: boolean) => (x ? 16 : 8);
   images.forEach((img, i) => {
-    if (
-      img.width !== width ||
-      img.height !== height ||
-      img.channels !== channels ||
-      img.data instanceof Uint16Array !== is16
-    ) {
+    const field = ids[i] ?? `image ${i}`;
+    if (img.width !== width || img.height !== height)
+      throw new ConfigError('images differ in size; pass a target size (--size) to load them together', {
+        field,
+        expected: `${height}x${width} (as ${ids[0] ?? 'image 0'})`,
+        found: `${img.height}x${img.width}`,
+      });
+    if (img.channels !== channels)
       throw new ConfigError(
-        'images differ in size, channels or bit depth; pass a target size/channels to load them together',
-        {
-          field: ids[i] ?? `image ${i}`,
-          expected: `${height}x${width}x${channels}`,
-          found: `${img.height}x${img.width}x${img.channels}`,
-        },
+        'images differ in channels; pass channels 1, 3 or auto (--channels) to load them together',
+        { field, expected: `${channels} (as ${ids[0] ?? 'image 0'})`, found: String(img.channels) },
       );
-    }
+    if (img.data instanceof Uint16Array !== is16)
+      throw new ConfigError('images differ in bit depth; pass a bit depth to load them together', {
+        field,
+        expected: `${depth(is16)} bits (as ${ids[0] ?? 'image 0'})`,
+        found: `${depth(!is16)} bits`,
+      });
     data.set(img.data, i * per);
   });
   return { data, count: images.length, height, width, channels, maxValue: is16 ? 65535 : 255 };
+}
+
+/** Every image of an array converted to `channels` (as `convertChannels`); the input when they match. */
+export function convertImagesChannels(images: ImageArray, channels: 1 | 3): ImageArray {
+  if (images.channels === channels) return images;
+  const tall: RawImage = {
+    width: images.width,
+    height: images.height * images.count,
+    channels: images.channels,
+    data: images.data,
+  };
+  return { ...images, channels, data: convertChannels(tall, channels).data };
 }
 
 /** Image `i` of an array, as a view (no copy). */
