@@ -96,7 +96,6 @@ export function registerDataCommands(program: Command): void {
     if (flags.alpha !== undefined && flags.sites === undefined) {
       throw new ConfigError('--alpha needs --sites', { field: '--alpha' });
     }
-    const inspected = await inspectDataset(ds, { maxImages: flags.maxImages, onProgress: render.onProgress });
     const subsets: SplitSummary[] = [];
     if (flags.fraction !== undefined || flags.sites !== undefined) {
       const train = ds.split('train');
@@ -114,6 +113,8 @@ export function registerDataCommands(program: Command): void {
         subsets.push(...sites.map(summarizeSplit));
       }
     }
+    // Subsets first: a bad --fraction/--sites fails before every image is decoded.
+    const inspected = await inspectDataset(ds, { maxImages: flags.maxImages, onProgress: render.onProgress });
     const summary = subsets.length > 0 ? { ...inspected, subsets } : inspected;
     if (gridFile !== undefined) {
       const split = ds.splits()[0]!;
