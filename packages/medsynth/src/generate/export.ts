@@ -77,7 +77,7 @@ import type { SamplingGenerator } from '../models/types.js';
 import type { RunInfo } from '../training/load-run.js';
 import { describeBackend } from '../runtime/backend.js';
 import { ConfigError, DatasetError } from '../runtime/errors.js';
-import { fileSystemError, writeFileAtomic } from '../runtime/fs.js';
+import { errnoCode, fileSystemError, processRuns, writeFileAtomic } from '../runtime/fs.js';
 import type { ProgressCallback, RunControl } from '../runtime/progress.js';
 import { NpzWriter, type NpyStream } from './npz-writer.js';
 import { DEFAULT_SEEDS, formatSeeds, type GenerationPlan, type SeedList, takeSeeds } from './plan.js';
@@ -244,10 +244,6 @@ async function lstatOrUndefined(path: string) {
   return lstat(path).catch(() => undefined);
 }
 
-function errnoCode(e: unknown): string | undefined {
-  return e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
-}
-
 /** The fields of an existing set's manifest that overwriting relies on. */
 const OwnedManifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
@@ -394,15 +390,6 @@ const OwnerSchema = z.object({
 
 function ownerText(): string {
   return `${JSON.stringify({ pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() })}\n`;
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) !== 'ESRCH'; // EPERM: it runs, as another user
-  }
 }
 
 /** Whether a staging leftover may be removed; otherwise why not. */

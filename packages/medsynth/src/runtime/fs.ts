@@ -3,7 +3,8 @@
  *
  * `writeFileAtomic` writes a temporary file in the same folder, flushes it to the disk (fsync), renames it over
  * the target and flushes the folder, so after a crash or power loss readers find the old file or the new one,
- * never half of one (a rename is atomic; the two fsyncs make it durable).
+ * never half of one (a rename is atomic; the two fsyncs make it durable). The temporary file's name carries the
+ * writer's pid (`.<name>.<pid>-<hex>.tmp`); the next write of the same file removes those of dead writers.
  *
  * `fileSystemError` maps the errno codes that mean "the machine, not the input" — ENOSPC/EDQUOT (full disk or
  * quota), EACCES/EPERM (no permission), EROFS (read-only), EMFILE/ENFILE (too many open files), EIO — to a
@@ -11,7 +12,7 @@
  * writes with that description. The CLI applies the same mapping to anything that escapes without context.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FileSystemError, isMedsynthError, type MedsynthError } from './errors.js';
 
@@ -69,6 +70,36 @@ export async function withFileContext<T>(what: string, file: string, fn: () => P
   }
 }
 
+/** The errno code of an error (`ENOENT`, `ENOSPC`…), if it has one. */
+export function errnoCode(e: unknown): string | undefined {
+  return e instanceof Error && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+}
+
+/** Whether process `pid` runs on this machine (as any user). */
+export function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoCode(e) !== 'ESRCH'; // EPERM: it runs, as another user
+  }
+}
+
+/**
+ * Removes the temporary siblings `writeFileAtomic` left for `file` when its process was killed mid-write
+ * (`.<name>.<pid>-<hex>.tmp` whose pid no longer runs). Never throws.
+ */
+async function removeStaleTemps(file: string): Promise<void> {
+  const prefix = `.${basename(file)}.`;
+  const names = await readdir(dirname(file)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const pid = /^(\d+)-[0-9a-f]{12}$/.exec(name.slice(prefix.length, -'.tmp'.length))?.[1];
+    if (pid !== undefined && Number(pid) !== process.pid && !processRuns(Number(pid)))
+      await rm(join(dirname(file), name), { force: true }).catch(() => undefined);
+  }
+}
+
 /** Flushes a folder's entries (a rename into it) to the disk; a no-op where folders cannot be opened. */
 export async function fsyncDir(dir: string): Promise<void> {
   let fh;
@@ -106,7 +137,11 @@ export async function writeFileAtomic(
 ): Promise<void> {
   await withFileContext(what, file, async () => {
     await mkdir(dirname(file), { recursive: true });
-    const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+    await removeStaleTemps(file);
+    const tmp = join(
+      dirname(file),
+      `.${basename(file)}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`,
+    );
     try {
       await writeFileSynced(tmp, data);
       await rename(tmp, file);
