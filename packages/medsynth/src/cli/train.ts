@@ -44,6 +44,9 @@ interface TrainFlags extends DataFlags {
   emaKimg?: number;
   labelSmoothing?: number;
   balanced?: boolean;
+  condRamp?: [number, number] | null;
+  modeSeeking?: number;
+  minibatchStd?: boolean;
   zDim?: number;
   gWidth?: number;
   dWidth?: number;
@@ -53,6 +56,15 @@ interface TrainFlags extends DataFlags {
   name?: string;
   dryRun?: boolean;
   json?: boolean;
+}
+
+function parseCondRamp(v: string): [number, number] | null {
+  if (v === 'none') return null;
+  const parts = v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
+  if (parts.length !== 2 || parts.some((x) => !(x >= 0 && x <= 1)) || parts[0]! > parts[1]!) {
+    throw new InvalidArgumentError(`expected "none" or "start,end" with 0 ≤ start ≤ end ≤ 1, got "${v}"`);
+  }
+  return [parts[0]!, parts[1]!];
 }
 
 function positiveNumber(flag: string) {
@@ -113,6 +125,9 @@ export function trainInputFromFlags(f: TrainFlags): TrainOptionsInput {
     'r1Gamma',
     'emaKimg',
     'labelSmoothing',
+    'condRamp',
+    'modeSeeking',
+    'minibatchStd',
     'zDim',
     'gWidth',
     'dWidth',
@@ -172,6 +187,17 @@ export function registerTrainCommand(program: Command): void {
       nonNegativeNumber('--label-smoothing'),
     )
     .option('--balanced', 'sample real batches class-balanced')
+    .option(
+      '--cond-ramp <start,end|none>',
+      'transitional conditioning: unconditional until start, class information ramped to full at end (fractions of the run, e.g. 0.2,0.6)',
+      parseCondRamp,
+    )
+    .option(
+      '--mode-seeking <w>',
+      'mode-seeking regulariser weight (pairs of z per class pushed apart; 0 = off)',
+      nonNegativeNumber('--mode-seeking'),
+    )
+    .option('--minibatch-std', "D sees how alike the batch's images are (within each class for cgan)")
     .option('--z-dim <n>', 'latent size', positiveInt('--z-dim'))
     .option('--g-width <n>', 'generator base width', positiveInt('--g-width'))
     .option('--d-width <n>', 'discriminator base width', positiveInt('--d-width'))

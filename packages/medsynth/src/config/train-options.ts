@@ -62,6 +62,26 @@ export const TrainOptionsSchema = z
     emaRampup: z.number().min(0).max(1).optional(),
     /** Sample real batches class-balanced (each class equally often) instead of by the data's frequencies. */
     balancedSampling: z.boolean().default(false),
+    /**
+     * Transitional conditioning (Shahbazi et al., ICLR 2022; cgan/acgan): the class information's strength λ
+     * is 0 until `start` of the run's budget, then ramps linearly to 1 at `end` (fractions of kimg or minutes,
+     * whichever budget is nearer its end). Null: conditional from the first step.
+     */
+    condRamp: z
+      .tuple([z.number().min(0).max(1), z.number().min(0).max(1)])
+      .refine(([a, b]) => a <= b, { message: 'condRamp: start must not be after end' })
+      .nullable()
+      .default(null),
+    /**
+     * Mode-seeking regulariser weight (MSGAN, Mao et al. 2019): G's batch holds pairs (z1, y), (z2, y) and
+     * pays w / (mean|G(z1)−G(z2)| / mean|z1−z2| + ε), pushing samples of one class apart. 0 = off.
+     */
+    modeSeeking: nonNegative.default(0),
+    /**
+     * D sees a minibatch standard-deviation map (within each class for cgan), so it can tell a batch of
+     * near-copies from a varied one.
+     */
+    minibatchStd: z.boolean().default(false),
     /** Length: thousands of real images shown to D; and/or a wall-clock budget in minutes (first reached ends). */
     kimg: positive.optional(),
     minutes: positive.optional(),
@@ -101,7 +121,8 @@ type Preset = Omit<Partial<TrainOptionsInput>, 'data'>;
 /**
  * Presets for small medical sets. Each names what it is for; any field can still be overridden.
  * - `tiny`: seconds-long smoke runs (tests, CI): narrow networks, 28 px.
- * - `medmnist-28`: MedMNIST-style 28×28 sets of a few thousand images (PneumoniaMNIST, BreastMNIST).
+ * - `medmnist-28`: MedMNIST-style 28×28 sets of a few thousand images (PneumoniaMNIST, BreastMNIST); with
+ *   the mode-seeking term, which kept the minority class from collapsing in short runs.
  * - `small-64`: folders of 1–10k images at 64×64; ADA against D overfitting, R1 for stability.
  * - `small-128`: the same at 128×128 (slow on CPU; a GPU libtorch helps).
  */
@@ -135,6 +156,10 @@ export const TRAIN_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
     beta1: 0,
     beta2: 0.99,
     emaKimg: 1,
+    // Measured on PneumoniaMNIST-28, 3-minute runs (one each): without it the minority class collapsed
+    // (normal recall 0.007, within-class MS-SSIM 0.84 vs 0.75 real); 0.2 gave recall 0.65 / 0.77 per class
+    // and a lower FID (0.57 vs 0.67); 1 overshot (FID 1.24, precision 0.68); 0.05 left normal at 0.10.
+    modeSeeking: 0.2,
     minutes: 8,
     tickKimg: 20,
     tickSeconds: 60,

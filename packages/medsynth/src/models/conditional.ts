@@ -19,7 +19,7 @@ import {
   embeddingInit,
   imageInput,
 } from './dcgan.js';
-import { LabelProjection, subSeed } from './layers.js';
+import { ConditionScale, LabelProjection, subSeed } from './layers.js';
 import type { GanNetworks, GanSpec } from './types.js';
 
 type SymbolicTensor = tfl.SymbolicTensor;
@@ -35,7 +35,7 @@ export function buildCgan(spec: GanSpec, arch: ArchitectureOptions = DEFAULT_ARC
   const labels = labelInput('d_labels');
   let logits: SymbolicTensor;
   if (spec.conditioning === 'projection') {
-    const h = discriminatorTrunk(spec, x);
+    const h = discriminatorTrunk(spec, x, labels);
     const unconditional = adversarialHead(spec, h);
     const projection = new LabelProjection({
       numClasses: spec.numClasses,
@@ -43,7 +43,10 @@ export function buildCgan(spec: GanSpec, arch: ArchitectureOptions = DEFAULT_ARC
       seed: subSeed(spec.seed, 'd_proj_embed'),
       name: 'd_proj_embed',
     }).apply([h, labels]) as SymbolicTensor;
-    logits = tfl.layers.add({ name: 'd_logits' }).apply([unconditional, projection]) as SymbolicTensor;
+    const term = spec.transitional
+      ? (new ConditionScale({ name: 'd_cond_scale' }).apply(projection) as SymbolicTensor)
+      : projection;
+    logits = tfl.layers.add({ name: 'd_logits' }).apply([unconditional, term]) as SymbolicTensor;
   } else {
     const side = spec.size;
     const code = tfl.layers
@@ -54,11 +57,14 @@ export function buildCgan(spec: GanSpec, arch: ArchitectureOptions = DEFAULT_ARC
         name: 'd_label_embed',
       })
       .apply(labels) as SymbolicTensor;
-    const map = tfl.layers
+    const raw = tfl.layers
       .reshape({ targetShape: [side, side, 1], name: 'd_label_map' })
       .apply(code) as SymbolicTensor;
+    const map = spec.transitional
+      ? (new ConditionScale({ name: 'd_cond_scale' }).apply(raw) as SymbolicTensor)
+      : raw;
     const input = tfl.layers.concatenate({ axis: -1, name: 'd_concat' }).apply([x, map]) as SymbolicTensor;
-    logits = adversarialHead(spec, discriminatorTrunk(spec, input));
+    logits = adversarialHead(spec, discriminatorTrunk(spec, input, labels));
   }
   const D = tfl.model({ inputs: [x, labels], outputs: logits, name: 'D' });
   return { spec, G, D };

@@ -21,7 +21,7 @@
  * in one process (weights are restored by their names `<layer>/<weight>`).
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { GlobalSumPooling2D, SNConv2D, SNDense, subSeed } from './layers.js';
+import { ConditionScale, GlobalSumPooling2D, MinibatchStdDev, SNConv2D, SNDense, subSeed } from './layers.js';
 import type { GanNetworks, GanSpec } from './types.js';
 
 type SymbolicTensor = tfl.SymbolicTensor;
@@ -105,7 +105,10 @@ export function generatorCode(
       name: 'g_label_embed',
     })
     .apply(labels) as SymbolicTensor;
-  return tfl.layers.concatenate({ axis: -1, name: 'g_concat' }).apply([z, embed]) as SymbolicTensor;
+  const code = spec.transitional
+    ? (new ConditionScale({ name: 'g_cond_scale' }).apply(embed) as SymbolicTensor)
+    : embed;
+  return tfl.layers.concatenate({ axis: -1, name: 'g_concat' }).apply([z, code]) as SymbolicTensor;
 }
 
 function batchNorm(name: string) {
@@ -219,7 +222,11 @@ export function dDense(spec: GanSpec, name: string, units: number): SNDense {
 }
 
 /** D's body: `[N, S, S, C']` → pooled features `[N, F]`. */
-export function discriminatorTrunk(spec: GanSpec, x: SymbolicTensor): SymbolicTensor {
+export function discriminatorTrunk(
+  spec: GanSpec,
+  x: SymbolicTensor,
+  labels: SymbolicTensor | null = null,
+): SymbolicTensor {
   const plan = ganPlan(spec);
   const last = plan.sides.length - 1;
   let h = dConv(spec, 'd_conv0', plan.dWidths[last]!, 3, 1).apply(x) as SymbolicTensor;
@@ -227,6 +234,13 @@ export function discriminatorTrunk(spec: GanSpec, x: SymbolicTensor): SymbolicTe
   for (let i = 1; i <= last; i++) {
     h = dConv(spec, `d_down${i}_conv`, plan.dWidths[last - i]!, 4, 2).apply(h) as SymbolicTensor;
     h = tfl.layers.leakyReLU({ alpha: 0.2, name: `d_down${i}_lrelu` }).apply(h) as SymbolicTensor;
+  }
+  if (spec.minibatchStd) {
+    const layer = new MinibatchStdDev({
+      name: 'd_mbstd',
+      ...(labels ? { numClasses: spec.numClasses } : {}),
+    });
+    h = layer.apply(labels ? [h, labels] : h) as SymbolicTensor;
   }
   return new GlobalSumPooling2D({ name: 'd_pool' }).apply(h) as SymbolicTensor;
 }

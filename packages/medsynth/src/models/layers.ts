@@ -11,6 +11,15 @@
  * - `LabelProjection`: the projection discriminator's class term (Miyato & Koyama 2018), Σ embed(y) ⊙ h, with
  *   an optionally spectrally normalised embedding matrix.
  * - `GlobalSumPooling2D`: Σ over height and width (SNGAN's pooling).
+ * - `MinibatchStdDev`: appends one feature map holding how much the batch's samples differ (Karras et al.
+ *   2018): the standard deviation of every feature over a group, averaged over features, broadcast over
+ *   height and width. With labels (`[h, labels]`) the group of a sample is the batch's samples of its class, so
+ *   a conditional D can see that one class's fakes are all alike: with one-hot Y `[N, K]`, n_k = Σ_i Y_ik,
+ *   μ = Yᵀh / n, σ²_k = Yᵀ(h − Yμ)² / n (per feature), s_k = mean_f √(σ²_kf + 1e-8), sample i gets s_{y_i}.
+ *   Without labels the group is the whole batch.
+ * - `ConditionScale`: x ↦ λ·x with λ a non-trainable scalar weight `<layer>/lambda` (initially 1) that the
+ *   training loop sets: the strength of the class information in transitional conditioning (Shahbazi et al.,
+ *   ICLR 2022). Being a weight, λ is saved in checkpoints and copied (not averaged) into G_ema.
  *
  * Weight names are `<layer name>/kernel`, `/bias`, `/sn_u`, `/embeddings`; kernels use TF.js layouts
  * (conv `[kh, kw, in, out]`, dense `[in, out]`), viewed for the spectral norm as the matrix `[kh·kw·in, out]`.
@@ -353,6 +362,86 @@ export class GlobalSumPooling2D extends tfl.layers.Layer {
   }
 }
 
-for (const cls of [SNConv2D, SNDense, LabelProjection, GlobalSumPooling2D]) {
+export interface MinibatchStdDevArgs extends LayerArgs {
+  /** Classes, when the layer takes labels as its second input (class-grouped statistics). */
+  readonly numClasses?: number;
+}
+
+export class MinibatchStdDev extends tfl.layers.Layer {
+  static readonly className = 'MinibatchStdDev';
+  readonly numClasses: number | null;
+
+  constructor(args: MinibatchStdDevArgs = {}) {
+    super(args);
+    this.numClasses = args.numClasses ?? null;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const h = (Array.isArray(inputShape[0]) ? (inputShape as tfl.Shape[])[0] : inputShape) as tfl.Shape;
+    const c = h[3];
+    return [h[0] ?? null, h[1] ?? null, h[2] ?? null, typeof c === 'number' ? c + 1 : null];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const list = Array.isArray(inputs) ? inputs : [inputs];
+      const h = list[0] as tf.Tensor4D;
+      const [n, height, width] = h.shape;
+      const flat = tf.reshape(h, [n, -1]);
+      let s: tf.Tensor;
+      if (list.length === 2 && this.numClasses !== null) {
+        const labels = list[1]!.dtype === 'int32' ? list[1]! : tf.cast(list[1]!, 'int32');
+        const y = tf.cast(tf.oneHot(tf.reshape(labels, [-1]) as tf.Tensor1D, this.numClasses), 'float32');
+        const count = tf.reshape(tf.maximum(tf.sum(y, 0), 1), [-1, 1]);
+        const mean = tf.div(tf.matMul(y, flat, true, false), count);
+        const dev = tf.sub(flat, tf.matMul(y, mean));
+        const variance = tf.div(tf.matMul(y, tf.square(dev), true, false), count);
+        const perClass = tf.mean(tf.sqrt(tf.add(variance, 1e-8)), 1, true);
+        s = tf.matMul(y, perClass);
+      } else {
+        const dev = tf.sub(flat, tf.mean(flat, 0, true));
+        const std = tf.mean(tf.sqrt(tf.add(tf.mean(tf.square(dev), 0), 1e-8)));
+        s = tf.mul(tf.ones([n, 1]), std);
+      }
+      const map = tf.tile(tf.reshape(s, [n, 1, 1, 1]), [1, height, width, 1]);
+      return tf.concat([h, map], -1);
+    });
+  }
+
+  override getConfig(): ConfigDict {
+    return { ...super.getConfig(), numClasses: this.numClasses };
+  }
+}
+
+export class ConditionScale extends tfl.layers.Layer {
+  static readonly className = 'ConditionScale';
+  private lambda: LayerVariable | null = null;
+
+  override build(): void {
+    this.lambda = this.addWeight('lambda', [], 'float32', tfl.initializers.ones(), undefined, false);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    return oneShape(inputShape);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => tf.mul(oneTensor(inputs, 'ConditionScale'), this.lambda!.read()));
+  }
+
+  /** Sets λ (the loop calls this every step of a transitional run). */
+  setStrength(lambda: number): void {
+    if (!this.lambda) throw new Error('ConditionScale: not built');
+    const value = tf.scalar(lambda);
+    try {
+      this.lambda.write(value);
+    } finally {
+      value.dispose();
+    }
+  }
+}
+
+for (const cls of [SNConv2D, SNDense, LabelProjection, GlobalSumPooling2D, ConditionScale, MinibatchStdDev]) {
   tf.serialization.registerClass(cls, LAYERS_PACKAGE);
 }

@@ -35,6 +35,16 @@ export interface GanSpec {
   readonly spectralNorm: boolean;
   /** Seed of the weight initialisers. */
   readonly seed: number;
+  /**
+   * Transitional conditioning: the class information (G's label embedding, D's projection term or label map)
+   * passes through `ConditionScale` layers whose λ the loop ramps from 0 to 1. Absent in older specs (false).
+   */
+  readonly transitional?: boolean;
+  /**
+   * D appends a minibatch standard-deviation map before pooling (`MinibatchStdDev`): grouped by class in a
+   * projection or label-map cgan, over the batch otherwise. Absent in older specs (false).
+   */
+  readonly minibatchStd?: boolean;
 }
 
 /** The two networks of one GAN. */

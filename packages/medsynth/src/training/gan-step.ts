@@ -16,9 +16,32 @@ import {
   wganGradientPenalty,
 } from '../losses/index.js';
 import { buildGan, runD, runG } from '../models/registry.js';
+import { ConditionScale } from '../models/layers.js';
 import type { GanNetworks, GanSpec } from '../models/types.js';
 import type { Rng } from '../runtime/random.js';
 import { copyWeights, emaBeta, updateEma } from './ema.js';
+
+/**
+ * MSGAN's mode-seeking term for a batch whose images i and i + half share a label: 1 / (d_img / d_z + ε), with
+ * d_img = mean |G(z_i) − G(z_{i+half})| and d_z = mean |z_i − z_{i+half}| over the first `half` pairs.
+ * Small when pairs differ as much as their latents; large when G maps different z to the same image.
+ */
+export function modeSeekingLoss(images: tf.Tensor4D, z: tf.Tensor2D, half: number): tf.Scalar {
+  return tf.tidy(() => {
+    const [n, h, w, c] = images.shape;
+    const m = Math.min(half, n - half);
+    const a = tf.slice(images, [0, 0, 0, 0], [m, h, w, c]);
+    const b = tf.slice(images, [half, 0, 0, 0], [m, h, w, c]);
+    const za = tf.slice(z, [0, 0], [m, z.shape[1]]);
+    const zb = tf.slice(z, [half, 0], [m, z.shape[1]]);
+    const dImg = tf.mean(tf.abs(tf.sub(a, b)));
+    const dZ = tf.mean(tf.abs(tf.sub(za, zb)));
+    return tf.div(1, tf.add(tf.div(dImg, dZ), MODE_SEEKING_EPS)) as tf.Scalar;
+  });
+}
+
+/** ε of the mode-seeking ratio (MSGAN's 1e-5). */
+const MODE_SEEKING_EPS = 1e-5;
 
 /** Adam ε as in PyTorch (TF.js defaults to 1e-7). */
 const ADAM_EPSILON = 1e-8;
@@ -58,6 +81,8 @@ export class GanTrainer {
   readonly dVars: tf.Variable[];
   readonly #policy: AugmentPolicy;
   #dSteps = 0;
+  #lambda = 1;
+  readonly #scales: ConditionScale[];
 
   constructor(
     readonly options: TrainOptions,
@@ -71,6 +96,26 @@ export class GanTrainer {
     this.gVars = variablesOf(this.net.G);
     this.dVars = variablesOf(this.net.D);
     this.#policy = augmentPolicy(options.augmentOps);
+    this.#scales = [this.net.G, this.net.D, this.gEma].flatMap((m) =>
+      m.layers.filter((l): l is ConditionScale => l instanceof ConditionScale),
+    );
+    if (spec.transitional && this.#scales.length === 0)
+      throw new Error('a transitional spec built networks without ConditionScale layers');
+    // A fresh transitional run starts unconditional (the loop sets λ before every step; restored runs
+    // get λ from their checkpoint's weights).
+    if (spec.transitional) this.setConditionStrength(0);
+  }
+
+  /** Transitional conditioning's λ (1 when the spec has no ramp). */
+  get conditionStrength(): number {
+    return this.#lambda;
+  }
+
+  /** Sets λ in G, D and G_ema (and the acgan auxiliary weight's factor). */
+  setConditionStrength(lambda: number): void {
+    if (lambda === this.#lambda && this.#scales.length > 0) return;
+    this.#lambda = lambda;
+    for (const s of this.#scales) s.setStrength(lambda);
   }
 
   /** D updates done so far (restored from checkpoints: decides the lazy-R1 steps). */
@@ -127,7 +172,7 @@ export class GanTrainer {
               auxiliaryClassLoss(outReal.classLogits, labels),
               auxiliaryClassLoss(outFake.classLogits, labels),
             );
-            total = tf.add(total, tf.mul(aux, o.auxWeight));
+            total = tf.add(total, tf.mul(aux, o.auxWeight * this.#lambda));
           }
           sign = tf.keep(tf.sum(tf.sign(outReal.logits)));
           const dOf = (x: tf.Tensor4D) => runD(this.net, this.#aug(x, p, rng.augment), lab, true).logits;
@@ -157,12 +202,18 @@ export class GanTrainer {
     return { loss: value, penalty, realSignSum: signSum };
   }
 
-  /** One G update through D (D's variables untouched), labels as given; then the EMA update. */
+  /**
+   * One G update through D (D's variables untouched), labels as given; then the EMA update. With mode seeking
+   * the batch's second half repeats the first half's labels, so each image has a partner of its class.
+   */
   gStep(labels: tf.Tensor1D, p: number, rng: StepRandomness, imagesSeen: number): number {
     const o = this.options;
     const batch = labels.shape[0];
-    const lab = this.#labelsFor(labels);
+    const half = Math.floor(batch / 2);
+    const pairs = o.modeSeeking > 0 && half > 0;
     const loss = tf.tidy(() => {
+      const y = pairs ? tf.concat([tf.slice(labels, 0, half), tf.slice(labels, 0, batch - half)]) : labels;
+      const lab = this.#labelsFor(y);
       const z = this.#z(batch, rng.z);
       return this.gOpt.minimize(
         () => {
@@ -170,8 +221,9 @@ export class GanTrainer {
           const out = runD(this.net, this.#aug(fake, p, rng.augment), lab, true);
           let total = generatorLoss(o.loss, out.logits);
           if (this.spec.family === 'acgan' && out.classLogits) {
-            total = tf.add(total, tf.mul(auxiliaryClassLoss(out.classLogits, labels), o.auxWeight));
+            total = tf.add(total, tf.mul(auxiliaryClassLoss(out.classLogits, y), o.auxWeight * this.#lambda));
           }
+          if (pairs) total = tf.add(total, tf.mul(modeSeekingLoss(fake, z, half), o.modeSeeking));
           return total as tf.Scalar;
         },
         true,

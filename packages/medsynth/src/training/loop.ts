@@ -52,6 +52,8 @@ export interface TickStats {
   /** Augmentation probability and ADA's r_t (null without ADA). */
   readonly augmentP: number;
   readonly adaRt: number | null;
+  /** Transitional conditioning's λ at the tick (absent without a ramp). */
+  readonly condLambda?: number;
   readonly numTensors: number;
   readonly rssMiB: number;
   readonly time: string;
@@ -83,7 +85,21 @@ export function ganSpecFor(options: TrainOptions, real: Pick<RealSet, 'images' |
     conditioning: options.conditioning,
     spectralNorm: options.spectralNorm,
     seed: Rng.derive(options.seed, 'init').int(2 ** 31 - 1),
+    ...(options.condRamp !== null && options.model !== 'dcgan' ? { transitional: true } : {}),
+    ...(options.minibatchStd ? { minibatchStd: true } : {}),
   };
+}
+
+/**
+ * Transitional conditioning's λ at `progress` ∈ [0, 1] of the run: 0 before `start`, linear to 1 at `end`
+ * (a step at `start === end`), 1 after. Without a ramp, always 1.
+ */
+export function conditionStrength(ramp: readonly [number, number] | null, progress: number): number {
+  if (ramp === null) return 1;
+  const [start, end] = ramp;
+  if (progress >= end) return 1;
+  if (progress <= start) return 0;
+  return (progress - start) / (end - start);
 }
 
 /** Grid seeds: row c holds class c, images c·perClass … c·perClass + perClass − 1. */
@@ -331,6 +347,8 @@ async function runTraining(
     const budgetSeconds = options.minutes !== undefined ? options.minutes * 60 : Number.POSITIVE_INFINITY;
     const sessionStart = performance.now();
     const elapsed = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
+    /** How far the run is through its budget: the larger of its kimg and minutes shares. */
+    const progress = () => Math.max(nimg / totalImages, elapsed() / budgetSeconds);
     let acc = freshAccumulator();
     let lastStats: TickStats | null = null;
     let lastCheckpoint = ckpt?.dir ?? '';
@@ -371,6 +389,7 @@ async function runTraining(
         gLoss: acc.gLoss / Math.max(1, acc.steps),
         penalty: acc.penalties > 0 ? acc.penalty / acc.penalties : null,
         augmentP: augmentP(),
+        ...(spec.transitional ? { condLambda: trainer.conditionStrength } : {}),
         adaRt: ada ? ada.rt : null,
         numTensors: tf.memory().numTensors,
         rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
@@ -423,6 +442,7 @@ async function runTraining(
       }
       const t0 = performance.now();
       const p = augmentP();
+      if (spec.transitional) trainer.setConditionStrength(conditionStrength(options.condRamp, progress()));
       let labels: tf.Tensor1D | null = null;
       let dLoss = 0;
       try {
