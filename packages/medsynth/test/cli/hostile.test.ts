@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -62,8 +62,8 @@ function cli(
     },
   );
   const calls = existsSync(traceFile)
-    ? spawnSync('cat', [traceFile], { encoding: 'utf8' })
-        .stdout.split('\n')
+    ? readFileSync(traceFile, 'utf8')
+        .split('\n')
         .filter((l) => l !== '')
         .map((l) => JSON.parse(l) as FsCall)
     : [];
