@@ -142,14 +142,15 @@ describe('medsynth train / generate', () => {
   test('kill -9 mid-run loses at most one tick: --resume continues from the last checkpoint', async () => {
     const runs = join(dir, 'killed');
     const child = spawnTrain(runs, '0.032', 'ignore');
-    // Wait for the second checkpoint, then kill without warning.
+    // Wait until latest.json points at the second checkpoint (the checkpoint folder is renamed into place
+    // before latest.json is replaced, so watching the folders alone races), then kill without warning.
     let runDir = '';
     for (let i = 0; i < 1200; i++) {
       const names = await readdir(runs).catch(() => [] as string[]);
       if (names[0]) {
         runDir = join(runs, names[0]);
-        const ckpts = await readdir(join(runDir, 'checkpoints')).catch(() => [] as string[]);
-        if (ckpts.filter((n) => n.startsWith('step-')).length >= 2) break;
+        const index = await readFile(join(runDir, 'checkpoints', 'latest.json'), 'utf8').catch(() => '');
+        if (index && (JSON.parse(index) as { step: number }).step >= 4) break;
       }
       await new Promise((res) => setTimeout(res, 50));
     }
