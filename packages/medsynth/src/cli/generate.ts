@@ -105,7 +105,11 @@ export function registerGenerateCommand(program: Command, deps: GenerateCommandD
       "top every class up to count real + synthetic images, or to the largest real class ('max'); uses the run's real train counts",
     )
     .option('--seeds <list>', 'seeds, e.g. 0-999 or 1,5,7 (default 0 upward), taken class by class in order')
-    .option('--truncation <ψ>', 'z-space truncation ψ in (0, 1]: z → ψ·z (1 = none)', '1')
+    .option(
+      '--truncation <ψ>',
+      'truncation ψ in (0, 1]: stylegan2 pulls w toward its class mean, others scale z by ψ (1 = none)',
+      '1',
+    )
     .option('--checkpoint <name>', 'a checkpoint in <run>/checkpoints (or a path); default the latest')
     .option('--no-ema', 'sample the raw generator G instead of its moving average G_ema')
     .option(

@@ -47,6 +47,9 @@ interface TrainFlags extends DataFlags {
   condRamp?: [number, number] | null;
   modeSeeking?: number;
   minibatchStd?: boolean;
+  wDim?: number;
+  mappingLayers?: number;
+  growFraction?: number;
   zDim?: number;
   gWidth?: number;
   dWidth?: number;
@@ -128,6 +131,9 @@ export function trainInputFromFlags(f: TrainFlags): TrainOptionsInput {
     'condRamp',
     'modeSeeking',
     'minibatchStd',
+    'wDim',
+    'mappingLayers',
+    'growFraction',
     'zDim',
     'gWidth',
     'dWidth',
@@ -157,7 +163,12 @@ export function registerTrainCommand(program: Command): void {
         Object.keys(TRAIN_PRESETS),
       ),
     )
-    .addOption(new Option('--model <family>', 'GAN family').choices([...MODELS]))
+    .addOption(
+      new Option(
+        '--model <family>',
+        'generator family: dcgan, cgan, acgan, stylegan2 (StyleGAN2-ADA-style), pggan (progressive growing)',
+      ).choices([...MODELS]),
+    )
     .addOption(new Option('--size <px>', 'image side').choices(['28', '32', '64', '128']))
     .addOption(
       new Option(
@@ -198,6 +209,17 @@ export function registerTrainCommand(program: Command): void {
       nonNegativeNumber('--mode-seeking'),
     )
     .option('--minibatch-std', "D sees how alike the batch's images are (within each class for cgan)")
+    .option('--w-dim <n>', 'stylegan2: size of the intermediate latent w', positiveInt('--w-dim'))
+    .option(
+      '--mapping-layers <n>',
+      'stylegan2: depth of the mapping network',
+      positiveInt('--mapping-layers'),
+    )
+    .option(
+      '--grow-fraction <f>',
+      'pggan: share of the budget spent growing the lower resolutions (0–0.95)',
+      nonNegativeNumber('--grow-fraction'),
+    )
     .option('--z-dim <n>', 'latent size', positiveInt('--z-dim'))
     .option('--g-width <n>', 'generator base width', positiveInt('--g-width'))
     .option('--d-width <n>', 'discriminator base width', positiveInt('--d-width'))

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ConfigError } from '../runtime/errors.js';
 import { DataOptionsSchema, resolveOptions } from './data-options.js';
 
-const MODELS = ['dcgan', 'cgan', 'acgan'] as const;
+const MODELS = ['dcgan', 'cgan', 'acgan', 'stylegan2', 'pggan'] as const;
 const SIZES = [28, 32, 64, 128] as const;
 const LOSSES = ['nonsaturating', 'hinge', 'wgan'] as const;
 const AUGMENTS = ['none', 'diffaugment', 'ada'] as const;
@@ -82,6 +82,14 @@ export const TrainOptionsSchema = z
      * near-copies from a varied one.
      */
     minibatchStd: z.boolean().default(false),
+    /** stylegan2: size of the intermediate latent w, and the mapping network's depth (z ++ class embedding → w). */
+    wDim: z.number().int().min(1).max(1024).default(128),
+    mappingLayers: z.number().int().min(1).max(8).default(2),
+    /**
+     * pggan: share of the run's budget spent growing (fading in and stabilising the lower resolutions); the
+     * rest trains the full resolution. The phase boundaries are fractions of the budget (kimg or minutes).
+     */
+    growFraction: z.number().min(0).max(0.95).default(0.5),
     /** Length: thousands of real images shown to D; and/or a wall-clock budget in minutes (first reached ends). */
     kimg: positive.optional(),
     minutes: positive.optional(),

@@ -4,9 +4,10 @@
  * the pixels are read asynchronously outside it and converted to 8 bits. An image depends only on its seed,
  * its class and ψ: never on the batch size or on what else is generated with it.
  *
- * **Truncation (z-space truncation trick).** With ψ ∈ (0, 1] the latent becomes `ψ·z`: z is pulled toward
- * the mean of its prior N(0, I), which is 0, trading variety for fidelity (BigGAN's and StyleGAN's truncation,
- * applied in z because these GANs have no mapping network). ψ = 1 leaves z unchanged.
+ * **Truncation trick.** ψ ∈ (0, 1] trades variety for fidelity; ψ = 1 changes nothing. Generators with a
+ * mapping network (StyleGAN2, `truncation: 'w'`) apply it where StyleGAN users expect: the intermediate latent
+ * is pulled toward the tracked mean of its class, w → w̄_y + ψ·(w − w̄_y). The others (`'z'`) have no W space:
+ * their latent becomes `ψ·z`, pulled toward the mean of its prior N(0, I), which is 0 (BigGAN's truncation).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { tensorToImages } from '../data/image/tensors.js';
@@ -89,16 +90,18 @@ export async function sampleImages(
 ): Promise<ImageArray> {
   const n = items.length;
   if (n === 0) throw new RangeError('sampleImages: no items');
+  const psi = checkTruncation(options.truncation ?? 1, 'truncation');
   const z = latents(
     items.map((it) => it.seed),
     generator.zDim,
-    options.truncation ?? 1,
+    generator.truncation === 'z' ? psi : 1,
   );
   const labels = Int32Array.from(items, (it) => it.label);
   const x = tf.tidy(() =>
     generator.generate(
       tf.tensor2d(z, [n, generator.zDim]),
       generator.conditional ? tf.tensor1d(labels, 'int32') : null,
+      generator.truncation === 'w' ? psi : 1,
     ),
   );
   try {

@@ -61,18 +61,21 @@ function uInitializer(seed: number | null): Initializer {
     : tfl.initializers.randomNormal({ mean: 0, stddev: 1, seed: subSeed(seed, 'sn_u') });
 }
 
-function isTraining(kwargs: Kwargs): boolean {
+/** Whether a layer call is a training call (`{ training: true }`). */
+export function isTraining(kwargs: Kwargs): boolean {
   return kwargs['training'] === true;
 }
 
-function oneTensor(inputs: tf.Tensor | tf.Tensor[], layer: string): tf.Tensor {
+/** The single input of a one-input layer (a RangeError naming the layer otherwise). */
+export function oneTensor(inputs: tf.Tensor | tf.Tensor[], layer: string): tf.Tensor {
   const x = Array.isArray(inputs) ? inputs[0] : inputs;
   if (x === undefined || (Array.isArray(inputs) && inputs.length !== 1))
     throw new RangeError(`${layer} expects exactly one input`);
   return x;
 }
 
-function oneShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+/** The single input shape of a one-input layer. */
+export function oneShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
   if (Array.isArray(inputShape[0])) {
     const shapes = inputShape as tfl.Shape[];
     if (shapes.length !== 1) throw new RangeError(`expected one input shape, got ${shapes.length}`);

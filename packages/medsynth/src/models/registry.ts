@@ -1,5 +1,7 @@
 /**
  * The GAN registry: resolve a spec (defaults + validation), build a family's two networks, and call them.
+ * It covers the single-resolution adversarial families — `dcgan`, `cgan`, `acgan` (GanSpec) and `stylegan2`
+ * (StyleGan2Spec) — which share one calling convention: G([z] or [z, labels]) → images, D([x] or [x, labels]).
  *
  *   const net = buildGan(defaultGanSpec({ family: 'cgan', size: 64, channels: 3, numClasses: 4 }));
  *   const x = tf.tidy(() => runG(net, z, labels, false));
@@ -10,6 +12,13 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { buildAcgan, buildCgan } from './conditional.js';
 import { buildDcgan, buildGenerator as buildG } from './dcgan.js';
 import {
+  buildStyleGan2,
+  setNoiseSeed,
+  setTruncation,
+  type StyleGan2Spec,
+  validateStyleGan2Spec,
+} from './stylegan2.js';
+import {
   CONDITIONINGS,
   type DiscriminatorOutput,
   GAN_FAMILIES,
@@ -18,8 +27,39 @@ import {
   type GanNetworks,
   type GanSpec,
 } from './types.js';
+import { checkWidthSpec } from './spec-checks.js';
 
 export { ganPlan, type GanPlan } from './dcgan.js';
+
+/** The spec of any single-resolution adversarial family. */
+export type AdversarialSpec = GanSpec | StyleGan2Spec;
+
+/** The two networks of any single-resolution adversarial family. */
+export interface AdversarialNetworks {
+  readonly spec: AdversarialSpec;
+  readonly G: tfl.LayersModel;
+  readonly D: tfl.LayersModel;
+}
+
+/** Whether G and D take labels. */
+export function isConditional(spec: AdversarialSpec): boolean {
+  return spec.family === 'stylegan2' ? spec.conditional : spec.family !== 'dcgan';
+}
+
+/** Validates any adversarial spec (RangeError naming the field) and returns it frozen. */
+export function checkGanSpec<S extends AdversarialSpec>(spec: S): S {
+  if (spec.family === 'stylegan2') validateStyleGan2Spec(spec);
+  else validateGanSpec(spec);
+  return Object.isFrozen(spec) ? spec : Object.freeze(Object.assign({}, spec));
+}
+
+/** Before a training forward pass of G: fresh noise inputs drawn from `rng` (StyleGAN2 only; others draw nothing). */
+export function setTrainingNoise(
+  net: Pick<AdversarialNetworks, 'spec' | 'G'>,
+  rng: { int(n: number): number },
+): void {
+  if (net.spec.family === 'stylegan2') setNoiseSeed(net.G, rng.int(2 ** 31 - 1));
+}
 
 const BUILDERS: Record<GanFamily, (spec: GanSpec) => GanNetworks> = {
   dcgan: buildDcgan,
@@ -47,33 +87,12 @@ export function defaultGanSpec(partial: Partial<GanSpec> = {}): GanSpec {
   return Object.freeze(spec);
 }
 
-function positiveInteger(value: unknown, field: string): void {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
-    throw new RangeError(`GanSpec.${field} must be a positive integer, got ${String(value)}`);
-}
-
 /** Throws a RangeError naming the field when `spec` cannot be built (specs also come from checkpoint files). */
 export function validateGanSpec(spec: GanSpec): void {
-  if (!(GAN_FAMILIES as readonly unknown[]).includes(spec.family))
-    throw new RangeError(
-      `GanSpec.family must be one of ${GAN_FAMILIES.join(', ')}, got ${String(spec.family)}`,
-    );
-  if (!(GAN_SIZES as readonly unknown[]).includes(spec.size))
-    throw new RangeError(`GanSpec.size must be one of ${GAN_SIZES.join(', ')}, got ${String(spec.size)}`);
-  if (spec.channels !== 1 && spec.channels !== 3)
-    throw new RangeError(`GanSpec.channels must be 1 or 3, got ${String(spec.channels)}`);
-  positiveInteger(spec.numClasses, 'numClasses');
+  checkWidthSpec('GanSpec', spec, GAN_FAMILIES, GAN_SIZES);
   if (spec.family !== 'dcgan' && spec.numClasses < 2)
     throw new RangeError(
       `GanSpec.numClasses must be ≥ 2 for family '${spec.family}', got ${spec.numClasses}`,
-    );
-  positiveInteger(spec.zDim, 'zDim');
-  positiveInteger(spec.gWidth, 'gWidth');
-  positiveInteger(spec.dWidth, 'dWidth');
-  positiveInteger(spec.maxWidth, 'maxWidth');
-  if (spec.maxWidth < Math.max(spec.gWidth, spec.dWidth))
-    throw new RangeError(
-      `GanSpec.maxWidth (${spec.maxWidth}) must be ≥ gWidth (${spec.gWidth}) and dWidth (${spec.dWidth})`,
     );
   if (!(CONDITIONINGS as readonly unknown[]).includes(spec.conditioning))
     throw new RangeError(
@@ -81,17 +100,17 @@ export function validateGanSpec(spec: GanSpec): void {
     );
   if (typeof spec.spectralNorm !== 'boolean')
     throw new RangeError(`GanSpec.spectralNorm must be a boolean, got ${String(spec.spectralNorm)}`);
-  if (typeof spec.seed !== 'number' || !Number.isSafeInteger(spec.seed))
-    throw new RangeError(`GanSpec.seed must be an integer, got ${String(spec.seed)}`);
 }
 
 /**
  * Builds the spec's G and D (models named 'G' and 'D'). Same spec → bit-identical initial weights; building
  * it again in the same process (G and its EMA copy) gives models with the same weight names.
  */
-export function buildGan(spec: GanSpec): GanNetworks {
-  validateGanSpec(spec);
-  const frozen: GanSpec = Object.isFrozen(spec) ? spec : Object.freeze({ ...spec });
+export function buildGan(spec: GanSpec): GanNetworks;
+export function buildGan(spec: AdversarialSpec): AdversarialNetworks;
+export function buildGan(spec: AdversarialSpec): AdversarialNetworks {
+  const frozen = checkGanSpec(spec);
+  if (frozen.family === 'stylegan2') return buildStyleGan2(frozen);
   return BUILDERS[frozen.family](frozen);
 }
 
@@ -99,9 +118,14 @@ export function buildGan(spec: GanSpec): GanNetworks {
  * Only the spec's G (as `buildGan(spec).G`, same weights and names), for an EMA copy or sampling without
  * building a D.
  */
-export function buildGenerator(spec: GanSpec): tfl.LayersModel {
-  validateGanSpec(spec);
-  return buildG(Object.isFrozen(spec) ? spec : Object.freeze({ ...spec }));
+export function buildGenerator(spec: AdversarialSpec): tfl.LayersModel {
+  const frozen = checkGanSpec(spec);
+  if (frozen.family === 'stylegan2') {
+    const net = buildStyleGan2(frozen);
+    net.D.dispose();
+    return net.G;
+  }
+  return buildG(frozen);
 }
 
 function checkBatch(what: string, t: tf.Tensor, rank: number, n: number | null, last?: number): void {
@@ -116,34 +140,37 @@ function checkBatch(what: string, t: tf.Tensor, rank: number, n: number | null, 
   }
 }
 
-function labelsFor(spec: GanSpec, labels: tf.Tensor1D | null, n: number, who: string): tf.Tensor1D {
+function labelsFor(spec: AdversarialSpec, labels: tf.Tensor1D | null, n: number, who: string): tf.Tensor1D {
   if (!labels) throw new RangeError(`${who}: family '${spec.family}' needs labels`);
   checkBatch(`${who} labels`, labels, 1, n);
   return labels;
 }
 
 /**
- * G's images `[N, S, S, C]` for latents `z [N, zDim]` (and int32 labels `[N]`, ignored by dcgan).
- * `training` switches batch norm to batch statistics (and updates its moving averages).
+ * G's images `[N, S, S, C]` for latents `z [N, zDim]` (and int32 labels `[N]`, ignored when unconditional).
+ * `training` switches batch norm to batch statistics (and updates its moving averages; StyleGAN2: the
+ * tracked mean w). `psi` is StyleGAN2's truncation toward the mean w (inference only; default 1).
  */
 export function runG(
-  net: Pick<GanNetworks, 'spec' | 'G'>,
+  net: Pick<AdversarialNetworks, 'spec' | 'G'>,
   z: tf.Tensor2D,
   labels: tf.Tensor1D | null,
   training: boolean,
+  psi = 1,
 ): tf.Tensor4D {
   const { spec } = net;
   checkBatch('runG z', z, 2, null, spec.zDim);
-  const inputs = spec.family === 'dcgan' ? [z] : [z, labelsFor(spec, labels, z.shape[0], 'runG')];
+  const inputs = isConditional(spec) ? [z, labelsFor(spec, labels, z.shape[0], 'runG')] : [z];
+  if (spec.family === 'stylegan2') setTruncation(net.G, training ? 1 : psi);
   return net.G.apply(inputs, { training }) as tf.Tensor4D;
 }
 
 /**
- * D's outputs for images `x [N, S, S, C]` (and int32 labels `[N]` for cgan; ignored otherwise).
- * `training` lets spectral norm do its power iteration (and update u).
+ * D's outputs for images `x [N, S, S, C]` (and int32 labels `[N]` for conditional families but acgan,
+ * whose D predicts the class). `training` lets spectral norm do its power iteration (and update u).
  */
 export function runD(
-  net: Pick<GanNetworks, 'spec' | 'D'>,
+  net: Pick<AdversarialNetworks, 'spec' | 'D'>,
   x: tf.Tensor4D,
   labels: tf.Tensor1D | null,
   training: boolean,
@@ -154,19 +181,12 @@ export function runD(
       `runD x must have shape [N, ${spec.size}, ${spec.size}, ${spec.channels}], got [${x.shape.join(', ')}]`,
     );
   const n = x.shape[0];
-  switch (spec.family) {
-    case 'dcgan':
-      return { logits: net.D.apply(x, { training }) as tf.Tensor2D, classLogits: null };
-    case 'cgan':
-      return {
-        logits: net.D.apply([x, labelsFor(spec, labels, n, 'runD')], { training }) as tf.Tensor2D,
-        classLogits: null,
-      };
-    case 'acgan': {
-      const [logits, classLogits] = net.D.apply(x, { training }) as tf.Tensor2D[];
-      return { logits: logits!, classLogits: classLogits! };
-    }
+  if (spec.family === 'acgan') {
+    const [logits, classLogits] = net.D.apply(x, { training }) as tf.Tensor2D[];
+    return { logits: logits!, classLogits: classLogits! };
   }
+  const inputs = isConditional(spec) ? [x, labelsFor(spec, labels, n, 'runD')] : x;
+  return { logits: net.D.apply(inputs, { training }) as tf.Tensor2D, classLogits: null };
 }
 
 /** Trainable parameters of a model (as PyTorch's `parameters()`: no batch-norm statistics, no sn_u). */

@@ -73,7 +73,15 @@ export interface SamplingGenerator {
   readonly channels: 1 | 3;
   /** True when `generate` uses the labels (cgan, acgan). */
   readonly conditional: boolean;
-  /** Images `[N, size, size, channels]` in [-1, 1] (inference mode). `labels` is ignored when not conditional. */
-  generate(z: tf.Tensor2D, labels: tf.Tensor1D | null): tf.Tensor4D;
+  /**
+   * Where the truncation trick acts: `'z'` — the caller scales z by ψ (no mapping network); `'w'` — the
+   * generator pulls its intermediate latent toward the tracked mean, w → w̄ + ψ·(w − w̄) (StyleGAN).
+   */
+  readonly truncation: 'z' | 'w';
+  /**
+   * Images `[N, size, size, channels]` in [-1, 1] (inference mode). `labels` is ignored when not conditional;
+   * `psi` (default 1) is used only by `'w'`-truncation generators.
+   */
+  generate(z: tf.Tensor2D, labels: tf.Tensor1D | null, psi?: number): tf.Tensor4D;
   dispose(): void;
 }

@@ -2,17 +2,20 @@
  * Training checkpoints: a directory per checkpoint, written under a temporary name and renamed into place
  * (atomic), then `latest.json` is replaced atomically. A run killed at any moment leaves either the previous
  * checkpoint or the new one, never half of one. Layout of `<run>/checkpoints/step-0001234/`:
- *   checkpoint.json   state (step, images, time, Rng states, augment state, Adam β powers, spec, classes)
- *                     and the tensor index of every weight group
- *   G.bin D.bin G_ema.bin gOpt.bin dOpt.bin   raw little-endian weights (tf.io.encodeWeights)
+ *   checkpoint.json   the loop's state (step, images, time, Rng states, augment state, spec, classes), the
+ *                     family's own JSON state, and the tensor index of every weight group
+ *   <group>.bin       raw little-endian weights (tf.io.encodeWeights), one file per group the family saves
+ *                     (a GAN: G.bin D.bin G_ema.bin gOpt.bin dOpt.bin)
+ * Version 1 (before generator families) kept a GAN's `dSteps` and `adam` at the top level; it still loads,
+ * with those two fields as its family state.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
 import type { AdaState } from '../augment/ada.js';
-import type { GanSpec } from '../models/types.js';
 import { CheckpointError } from '../runtime/errors.js';
 import { fsyncDir, withFileContext, writeFileAtomic, writeFileSynced } from '../runtime/fs.js';
 
@@ -23,18 +26,13 @@ export interface NamedTensor {
 }
 
 export const CHECKPOINT_FORMAT = 'medsynth-gan-checkpoint';
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
 
-export const WEIGHT_GROUPS = ['G', 'D', 'G_ema', 'gOpt', 'dOpt'] as const;
-export type WeightGroup = (typeof WEIGHT_GROUPS)[number];
-
-/** Everything but the weights: what the loop needs to continue exactly. */
+/** Everything but the weights: what the loop needs to continue exactly, and the family's own state. */
 export interface TrainState {
-  /** G updates done. */
+  /** Optimisation steps done (a GAN: G updates). */
   readonly step: number;
-  /** D updates done (decides lazy-R1 steps). */
-  readonly dSteps: number;
-  /** Real images shown to D. */
+  /** Real images shown. */
   readonly nimg: number;
   /** Ticks done. */
   readonly tick: number;
@@ -47,21 +45,56 @@ export interface TrainState {
   };
   /** Augmentation controller state (ADA), or null. */
   readonly augment: AdaState | null;
-  /** Adam's β-power accumulators, restored exactly. */
-  readonly adam: { readonly g: readonly number[]; readonly d: readonly number[] };
-  readonly spec: GanSpec;
+  /** The family's spec (validated by the family when read back). */
+  readonly spec: { readonly family: string };
   readonly classNames: readonly string[];
   readonly classCounts: readonly number[];
+  /** The family's JSON state (optimizer β powers, counters, schedule position). */
+  readonly family: unknown;
 }
 
-interface CheckpointFile extends TrainState {
-  readonly format: typeof CHECKPOINT_FORMAT;
-  readonly version: number;
-  readonly savedAt: string;
-  readonly weights: Record<WeightGroup, tf.io.WeightsManifestEntry[]>;
-}
+const rngState = z.array(z.number()).min(1);
+const manifestEntry = z
+  .object({ name: z.string(), shape: z.array(z.number().int().min(0)), dtype: z.enum(['float32', 'int32']) })
+  .passthrough();
 
-export type WeightSets = Record<WeightGroup, NamedTensor[]>;
+/** checkpoint.json as read back (v1 or v2); the family validates its spec and state itself. */
+const CheckpointFileSchema = z
+  .object({
+    format: z.literal(CHECKPOINT_FORMAT),
+    version: z.union([z.literal(1), z.literal(2)]),
+    savedAt: z.string(),
+    step: z.number().int().min(0),
+    nimg: z.number().min(0),
+    tick: z.number().int().min(0),
+    elapsedSeconds: z.number().min(0),
+    rng: z.object({ data: rngState, z: rngState, augment: rngState }),
+    augment: z
+      .object({
+        p: z.number(),
+        rt: z.number().nullable(),
+        target: z.number(),
+        speedKimg: z.number(),
+        interval: z.number().optional(),
+        signSum: z.number(),
+        count: z.number(),
+      })
+      .nullable(),
+    spec: z.object({ family: z.string() }).passthrough(),
+    classNames: z.array(z.string()).min(1),
+    classCounts: z.array(z.number().int().min(0)),
+    family: z.unknown().optional(),
+    // version 1: a GAN's family state at the top level
+    dSteps: z.number().int().min(0).optional(),
+    adam: z.object({ g: z.array(z.number()), d: z.array(z.number()) }).optional(),
+    weights: z.record(z.string().regex(/^[\w-]+$/), z.array(manifestEntry)),
+  })
+  .strict();
+
+type CheckpointFile = z.output<typeof CheckpointFileSchema>;
+
+/** Weight groups by name, each a list of named tensors (saved in this order). */
+export type WeightSets = Readonly<Record<string, readonly NamedTensor[]>>;
 
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(7, '0')}`;
@@ -110,13 +143,14 @@ export async function saveCheckpoint(
     const tmp = join(root, `.tmp-${name}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp);
     try {
-      const index = {} as Record<WeightGroup, tf.io.WeightsManifestEntry[]>;
-      for (const group of WEIGHT_GROUPS) {
-        const { data, specs } = await tf.io.encodeWeights(weights[group]);
+      const index: Record<string, tf.io.WeightsManifestEntry[]> = {};
+      for (const [group, tensors] of Object.entries(weights)) {
+        if (!/^[\w-]+$/.test(group)) throw new RangeError(`weight group name "${group}" is not a file name`);
+        const { data, specs } = await tf.io.encodeWeights([...tensors]);
         index[group] = specs;
         await writeFileSynced(join(tmp, `${group}.bin`), new Uint8Array(data as ArrayBuffer));
       }
-      const file: CheckpointFile = {
+      const file = {
         format: CHECKPOINT_FORMAT,
         version: CHECKPOINT_VERSION,
         savedAt: new Date().toISOString(),
@@ -197,51 +231,78 @@ export interface LoadedCheckpoint {
   readonly dir: string;
   readonly state: TrainState;
   /** Decoded tensors by group; the caller disposes them (`disposeWeightSets`). */
-  readonly weights: Record<WeightGroup, tf.NamedTensorMap>;
+  readonly weights: Record<string, tf.NamedTensorMap>;
   /** Tensor order of each group as saved (optimizer state is order-based). */
-  readonly order: Record<WeightGroup, string[]>;
+  readonly order: Record<string, string[]>;
 }
 
-/** Reads a checkpoint directory; any missing or inconsistent part is a CheckpointError naming the file. */
-export async function loadCheckpoint(
-  dir: string,
-  groups: readonly WeightGroup[] = WEIGHT_GROUPS,
-): Promise<LoadedCheckpoint> {
+/**
+ * Reads a checkpoint directory (all its weight groups, or the ones named); any missing or inconsistent part
+ * is a CheckpointError naming the file.
+ */
+export async function loadCheckpoint(dir: string, groups?: readonly string[]): Promise<LoadedCheckpoint> {
   const jsonPath = join(dir, 'checkpoint.json');
-  let file: CheckpointFile;
+  let raw: unknown;
   try {
-    file = JSON.parse(await readFile(jsonPath, 'utf8')) as CheckpointFile;
+    raw = JSON.parse(await readFile(jsonPath, 'utf8'));
   } catch (e) {
     throw new CheckpointError('cannot read the checkpoint', { file: jsonPath, cause: e });
   }
-  if (file.format !== CHECKPOINT_FORMAT || file.version !== CHECKPOINT_VERSION) {
+  const head = raw as { format?: unknown; version?: unknown } | null;
+  if (head?.format !== CHECKPOINT_FORMAT || (head.version !== 1 && head.version !== CHECKPOINT_VERSION)) {
     throw new CheckpointError('not a medsynth GAN checkpoint of a known version', {
       file: jsonPath,
-      expected: `${CHECKPOINT_FORMAT} v${CHECKPOINT_VERSION}`,
-      found: `${String(file.format)} v${String(file.version)}`,
+      expected: `${CHECKPOINT_FORMAT} v1 or v${CHECKPOINT_VERSION}`,
+      found: `${String(head?.format)} v${String(head?.version)}`,
     });
   }
-  const weights = {} as Record<WeightGroup, tf.NamedTensorMap>;
-  const order = {} as Record<WeightGroup, string[]>;
-  for (const group of groups) {
-    const specs = file.weights[group];
-    const binPath = join(dir, `${group}.bin`);
-    const buf = await readFile(binPath).catch((e: unknown) => {
-      throw new CheckpointError('missing weights file', { file: binPath, cause: e });
+  const parsed = CheckpointFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new CheckpointError(`checkpoint.json is not valid: ${issue.message}`, {
+      file: jsonPath,
+      ...(issue.path.length > 0 ? { field: issue.path.join('.') } : {}),
     });
-    const expected = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1) * 4, 0);
-    if (buf.byteLength !== expected) {
-      throw new CheckpointError('weights file has the wrong size (truncated?)', {
-        file: binPath,
-        expected: `${expected} bytes`,
-        found: `${buf.byteLength}`,
+  }
+  const file: CheckpointFile = parsed.data;
+  const weights: Record<string, tf.NamedTensorMap> = {};
+  const order: Record<string, string[]> = {};
+  try {
+    for (const group of groups ?? Object.keys(file.weights)) {
+      const specs = file.weights[group];
+      if (!specs) {
+        throw new CheckpointError(`the checkpoint has no weight group "${group}"`, {
+          file: jsonPath,
+          expected: group,
+          found: Object.keys(file.weights).join(', '),
+        });
+      }
+      const binPath = join(dir, `${group}.bin`);
+      const buf = await readFile(binPath).catch((e: unknown) => {
+        throw new CheckpointError('missing weights file', { file: binPath, cause: e });
       });
+      const expected = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1) * 4, 0);
+      if (buf.byteLength !== expected) {
+        throw new CheckpointError('weights file has the wrong size (truncated?)', {
+          file: binPath,
+          expected: `${expected} bytes`,
+          found: `${buf.byteLength}`,
+        });
+      }
+      const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+      weights[group] = tf.io.decodeWeights(ab, specs as tf.io.WeightsManifestEntry[]);
+      order[group] = specs.map((s) => s.name);
     }
-    const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
-    weights[group] = tf.io.decodeWeights(ab, specs);
-    order[group] = specs.map((s) => s.name);
+  } catch (e) {
+    disposeWeightSets(weights);
+    throw e;
   }
-  const { format: _f, version: _v, savedAt: _s, weights: _w, ...state } = file;
+  const { format: _f, version, savedAt: _s, weights: _w, dSteps, adam, family, ...rest } = file;
+  const state: TrainState = {
+    ...rest,
+    augment: rest.augment as AdaState | null,
+    family: version === 1 ? { dSteps, adam } : family,
+  };
   return { dir, state, weights, order };
 }
 
@@ -281,6 +342,6 @@ export async function assignOptimizer(
   await opt.setWeights(order.map((name) => ({ name, tensor: saved[name]! })));
 }
 
-export function disposeWeightSets(weights: Partial<Record<WeightGroup, tf.NamedTensorMap>>): void {
+export function disposeWeightSets(weights: Readonly<Record<string, tf.NamedTensorMap | undefined>>): void {
   for (const m of Object.values(weights)) if (m) tf.dispose(Object.values(m));
 }

@@ -15,11 +15,20 @@ import {
   r1Penalty,
   wganGradientPenalty,
 } from '../losses/index.js';
-import { buildGan, runD, runG } from '../models/registry.js';
+import {
+  type AdversarialNetworks,
+  type AdversarialSpec,
+  buildGan,
+  buildGenerator,
+  isConditional,
+  runD,
+  runG,
+  setTrainingNoise,
+} from '../models/registry.js';
 import { ConditionScale } from '../models/layers.js';
-import type { GanNetworks, GanSpec } from '../models/types.js';
 import type { Rng } from '../runtime/random.js';
 import { copyWeights, emaBeta, updateEma } from './ema.js';
+import type { CriticUpdate } from './family.js';
 
 /**
  * MSGAN's mode-seeking term for a batch whose images i and i + half share a label: 1 / (d_img / d_z + ε), with
@@ -46,13 +55,8 @@ const MODE_SEEKING_EPS = 1e-5;
 /** Adam ε as in PyTorch (TF.js defaults to 1e-7). */
 const ADAM_EPSILON = 1e-8;
 
-export interface DStepResult {
-  readonly loss: number;
-  /** The R1 (or WGAN-GP) penalty when this step computed one. */
-  readonly penalty: number | null;
-  /** Σ sign(D(real)) over the batch: ADA's overfitting signal. */
-  readonly realSignSum: number;
-}
+/** One D update's numbers. */
+export type DStepResult = CriticUpdate;
 
 export interface StepRandomness {
   /** Latents (and GP mixing weights). */
@@ -72,7 +76,7 @@ function variablesOf(model: tfl.LayersModel): tf.Variable[] {
 }
 
 export class GanTrainer {
-  readonly net: GanNetworks;
+  readonly net: AdversarialNetworks;
   /** The EMA generator used for samples, grids and export. */
   readonly gEma: tfl.LayersModel;
   readonly gOpt: tf.AdamOptimizer;
@@ -86,10 +90,10 @@ export class GanTrainer {
 
   constructor(
     readonly options: TrainOptions,
-    readonly spec: GanSpec,
+    readonly spec: AdversarialSpec,
   ) {
     this.net = buildGan(spec);
-    this.gEma = buildGan(spec).G;
+    this.gEma = buildGenerator(spec);
     copyWeights(this.gEma, this.net.G);
     this.gOpt = tf.train.adam(options.gLr, options.beta1, options.beta2, ADAM_EPSILON);
     this.dOpt = tf.train.adam(options.dLr, options.beta1, options.beta2, ADAM_EPSILON);
@@ -99,11 +103,21 @@ export class GanTrainer {
     this.#scales = [this.net.G, this.net.D, this.gEma].flatMap((m) =>
       m.layers.filter((l): l is ConditionScale => l instanceof ConditionScale),
     );
-    if (spec.transitional && this.#scales.length === 0)
+    if (this.transitional && this.#scales.length === 0)
       throw new Error('a transitional spec built networks without ConditionScale layers');
-    // A fresh transitional run starts unconditional (the loop sets λ before every step; restored runs
+    // A fresh transitional run starts unconditional (the family sets λ before every step; restored runs
     // get λ from their checkpoint's weights).
-    if (spec.transitional) this.setConditionStrength(0);
+    if (this.transitional) this.setConditionStrength(0);
+  }
+
+  /** True when the class information's strength λ ramps (transitional conditioning). */
+  get transitional(): boolean {
+    return 'transitional' in this.spec && this.spec.transitional === true;
+  }
+
+  /** After weights were restored: λ is whatever the ConditionScale weights hold; the next set writes them. */
+  syncConditionStrength(): void {
+    if (this.transitional) this.#lambda = Number.NaN;
   }
 
   /** Transitional conditioning's λ (1 when the spec has no ramp). */
@@ -136,7 +150,12 @@ export class GanTrainer {
   }
 
   #labelsFor(labels: tf.Tensor1D): tf.Tensor1D | null {
-    return this.spec.family === 'dcgan' ? null : labels;
+    return isConditional(this.spec) ? labels : null;
+  }
+
+  /** Fresh training noise for G's next forward pass (StyleGAN2's noise inputs), drawn from the z Rng. */
+  #noise(rng: Rng): void {
+    setTrainingNoise(this.net, rng);
   }
 
   /** One D update on a real batch (and a fresh fake batch with the same labels). */
@@ -151,6 +170,7 @@ export class GanTrainer {
     let signSum = 0;
     const loss = tf.tidy(() => {
       const z = this.#z(batch, rng.z);
+      this.#noise(rng.z);
       const fake = tf.tidy(() => runG(this.net, z, lab, true));
       const alpha = doGp
         ? tf.tensor4d(
@@ -215,6 +235,7 @@ export class GanTrainer {
       const y = pairs ? tf.concat([tf.slice(labels, 0, half), tf.slice(labels, 0, batch - half)]) : labels;
       const lab = this.#labelsFor(y);
       const z = this.#z(batch, rng.z);
+      this.#noise(rng.z);
       return this.gOpt.minimize(
         () => {
           const fake = runG(this.net, z, lab, true);

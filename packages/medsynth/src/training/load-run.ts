@@ -1,12 +1,13 @@
 /**
  * Opening a finished (or running) training run for sampling: the run directory's latest checkpoint (or a
- * named one), its resolved options, and G_ema (or G) rebuilt as a `SamplingGenerator`.
+ * named one), its resolved options, and the family's sampling network (the EMA generator, or the raw one)
+ * rebuilt as a `SamplingGenerator`.
  */
 import { resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { buildGan, runG } from '../models/registry.js';
-import type { GanSpec, SamplingGenerator } from '../models/types.js';
-import { assignWeights, disposeWeightSets, findCheckpoint, loadCheckpoint } from './checkpoint.js';
+import type { SamplingGenerator } from '../models/types.js';
+import { disposeWeightSets, findCheckpoint, loadCheckpoint } from './checkpoint.js';
+import { familyOfSpec } from './families/index.js';
+import type { BaseSpec } from './family.js';
 import { readRunOptions } from './loop.js';
 
 export interface RunInfo {
@@ -17,7 +18,7 @@ export interface RunInfo {
   /** Training step and images shown to D (thousands) at that checkpoint. */
   readonly step: number;
   readonly kimg: number;
-  readonly spec: GanSpec;
+  readonly spec: BaseSpec;
   readonly classNames: readonly string[];
   /** Real train images per class the run saw (for rebalancing plans). */
   readonly classCounts?: readonly number[];
@@ -40,31 +41,20 @@ export async function loadGenerator(
 ): Promise<{ generator: SamplingGenerator; run: RunInfo }> {
   const dir = resolve(runDir);
   const runOptions = await readRunOptions(dir);
-  const network = options.ema === false ? 'G' : 'G_ema';
-  const ckpt = await loadCheckpoint(await findCheckpoint(dir, options.checkpoint), [network]);
-  const { spec, classNames, classCounts } = ckpt.state;
-  const net = buildGan(spec);
-  net.D.dispose();
-  const G = net.G;
+  const ema = options.ema !== false;
+  const network = ema ? 'G_ema' : 'G';
+  const dir0 = await findCheckpoint(dir, options.checkpoint);
+  // The spec first (checkpoint.json alone), to learn which weight groups the family's sampler reads.
+  const head = await loadCheckpoint(dir0, []);
+  const { family, spec } = familyOfSpec(head.state.spec, head.dir);
+  const ckpt = await loadCheckpoint(dir0, family.samplerGroups(ema));
+  const { classNames, classCounts } = ckpt.state;
+  let generator: SamplingGenerator;
   try {
-    assignWeights(G, ckpt.weights[network], ckpt.dir);
-  } catch (e) {
-    G.dispose();
-    throw e;
+    generator = family.sampler(spec, { weights: ckpt.weights, order: ckpt.order }, ema, classNames, ckpt.dir);
   } finally {
     disposeWeightSets(ckpt.weights);
   }
-  const conditional = spec.family !== 'dcgan';
-  const generator: SamplingGenerator = {
-    zDim: spec.zDim,
-    numClasses: spec.numClasses,
-    classNames,
-    size: spec.size,
-    channels: spec.channels,
-    conditional,
-    generate: (z, labels) => tf.tidy(() => runG({ spec, G }, z, conditional ? labels : null, false)),
-    dispose: () => G.dispose(),
-  };
   return {
     generator,
     run: {

@@ -1,9 +1,11 @@
 /**
- * The GAN training loop. It takes one resolved options object, trains until `kimg` thousand real images or
- * `minutes` of wall-clock time (whichever comes first) or an abort, and at every tick runs its hooks: a line
- * in `stats.jsonl`, a sample grid from fixed seeds (one row per class) and an atomic checkpoint. A run
- * continues exactly from its latest checkpoint (`resumeGan`): the same weights, optimizer moments, Rng
- * states and augmentation probability, so a killed run loses at most one tick.
+ * The training loop, the same for every generator family (`families/`). It takes one resolved options
+ * object, trains until `kimg` thousand real images or `minutes` of wall-clock time (whichever comes first)
+ * or an abort, and at every tick runs its hooks: a line in `stats.jsonl`, a sample grid from fixed seeds
+ * (one row per class) and an atomic checkpoint. The loop owns the budget, the data order, every Rng and the
+ * augmentation probability; the family owns the maths of one step. A run continues exactly from its latest
+ * checkpoint (`resumeGan`): the same weights, optimizer moments, Rng states, augmentation probability and
+ * family state, so a killed run loses at most one tick.
  */
 import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,26 +16,22 @@ import { type TrainOptions, TrainOptionsSchema } from '../config/train-options.j
 import { encodePng, tileImages } from '../data/image/grid.js';
 import { tensorToImages } from '../data/image/tensors.js';
 import type { ImageArray, RawImage } from '../data/types.js';
-import { runG } from '../models/registry.js';
-import type { GanSpec } from '../models/types.js';
+import type { SamplingGenerator } from '../models/types.js';
 import { describeBackend } from '../runtime/backend.js';
 import { CheckpointError, TrainingError } from '../runtime/errors.js';
 import { writeFileAtomic } from '../runtime/fs.js';
 import type { RunControl } from '../runtime/progress.js';
 import { Rng, zFromSeed } from '../runtime/random.js';
 import {
-  assignOptimizer,
-  assignWeights,
   disposeWeightSets,
   latestCheckpoint,
   type LoadedCheckpoint,
   loadCheckpoint,
-  namedWeights,
-  optimizerWeights,
   saveCheckpoint,
   type TrainState,
 } from './checkpoint.js';
-import { GanTrainer } from './gan-step.js';
+import { familyOfSpec, generatorFamily } from './families/index.js';
+import type { BaseSpec, FamilyTrainer, GeneratorFamily, StepStats } from './family.js';
 import { BatchSampler, loadRealSet, type RealSet } from './real-data.js';
 import { createRunDir, dataName } from './run-dir.js';
 
@@ -46,7 +44,8 @@ export interface TickStats {
   /** Real images per second over this tick. */
   readonly imagesPerSecond: number;
   readonly dLoss: number;
-  readonly gLoss: number;
+  /** Mean generator loss (null for a family without a generator update). */
+  readonly gLoss: number | null;
   /** Mean R1 / GP penalty over the steps that computed one (null if none). */
   readonly penalty: number | null;
   /** Augmentation probability and ADA's r_t (null without ADA). */
@@ -54,6 +53,8 @@ export interface TickStats {
   readonly adaRt: number | null;
   /** Transitional conditioning's λ at the tick (absent without a ramp). */
   readonly condLambda?: number;
+  /** The family's own numbers at the tick (PGGAN: level and fade-in α …). */
+  readonly [familyStat: string]: number | string | null | undefined;
   readonly numTensors: number;
   readonly rssMiB: number;
   readonly time: string;
@@ -71,50 +72,27 @@ export interface TrainResult {
   readonly last: TickStats | null;
 }
 
-/** The architecture the options ask for, on this data. */
-export function ganSpecFor(options: TrainOptions, real: Pick<RealSet, 'images' | 'classNames'>): GanSpec {
-  return {
-    family: options.model,
-    size: options.size,
+/** The architecture the options ask for, on this data (the family's resolved spec). */
+export function ganSpecFor(options: TrainOptions, real: Pick<RealSet, 'images' | 'classNames'>): BaseSpec {
+  return generatorFamily(options.model).specFor(options, {
     channels: real.images.channels,
     numClasses: real.classNames.length,
-    zDim: options.zDim,
-    gWidth: options.gWidth,
-    dWidth: options.dWidth,
-    maxWidth: options.maxWidth,
-    conditioning: options.conditioning,
-    spectralNorm: options.spectralNorm,
-    seed: Rng.derive(options.seed, 'init').int(2 ** 31 - 1),
-    ...(options.condRamp !== null && options.model !== 'dcgan' ? { transitional: true } : {}),
-    ...(options.minibatchStd ? { minibatchStd: true } : {}),
-  };
+  });
 }
 
-/**
- * Transitional conditioning's λ at `progress` ∈ [0, 1] of the run: 0 before `start`, linear to 1 at `end`
- * (a step at `start === end`), 1 after. Without a ramp, always 1.
- */
-export function conditionStrength(ramp: readonly [number, number] | null, progress: number): number {
-  if (ramp === null) return 1;
-  const [start, end] = ramp;
-  if (progress >= end) return 1;
-  if (progress <= start) return 0;
-  return (progress - start) / (end - start);
-}
+export { conditionStrength } from './families/adversarial.js';
 
-/** Grid seeds: row c holds class c, images c·perClass … c·perClass + perClass − 1. */
-export async function sampleGrid(spec: GanSpec, G: GanTrainer['gEma'], perClass: number): Promise<RawImage> {
-  const rows = spec.family === 'dcgan' ? 1 : spec.numClasses;
+/** Grid seeds: row c holds class c, images c·perClass … c·perClass + perClass − 1 (one row if unconditional). */
+export async function sampleGrid(generator: SamplingGenerator, perClass: number): Promise<RawImage> {
+  const rows = generator.conditional ? generator.numClasses : 1;
   const n = rows * perClass;
-  const z = new Float32Array(n * spec.zDim);
-  for (let i = 0; i < n; i++) z.set(zFromSeed(i, spec.zDim), i * spec.zDim);
+  const z = new Float32Array(n * generator.zDim);
+  for (let i = 0; i < n; i++) z.set(zFromSeed(i, generator.zDim), i * generator.zDim);
   const labels = Int32Array.from({ length: n }, (_, i) => Math.floor(i / perClass));
   const x = tf.tidy(() =>
-    runG(
-      { spec, G },
-      tf.tensor2d(z, [n, spec.zDim]),
-      spec.family === 'dcgan' ? null : tf.tensor1d(labels, 'int32'),
-      false,
+    generator.generate(
+      tf.tensor2d(z, [n, generator.zDim]),
+      generator.conditional ? tf.tensor1d(labels, 'int32') : null,
     ),
   );
   try {
@@ -254,25 +232,87 @@ async function truncateStats(file: string, step: number): Promise<void> {
   await writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
 }
 
-interface Accumulator {
-  steps: number;
-  images: number;
-  dLoss: number;
-  gLoss: number;
-  penalty: number;
-  penalties: number;
-  started: number;
+/** Per-tick sums of the steps' numbers. */
+class Accumulator {
+  steps = 0;
+  images = 0;
+  dLoss = 0;
+  gLoss = 0;
+  gLosses = 0;
+  penalty = 0;
+  penalties = 0;
+  readonly started = performance.now();
+
+  add(s: StepStats): void {
+    this.steps++;
+    this.images += s.images;
+    this.dLoss += s.dLoss;
+    if (s.gLoss !== null) {
+      this.gLoss += s.gLoss;
+      this.gLosses++;
+    }
+    if (s.penalty !== null) {
+      this.penalty += s.penalty;
+      this.penalties++;
+    }
+  }
 }
 
-const freshAccumulator = (): Accumulator => ({
-  steps: 0,
-  images: 0,
-  dLoss: 0,
-  gLoss: 0,
-  penalty: 0,
-  penalties: 0,
-  started: performance.now(),
-});
+/** The family, its spec and a trainer for a new run or a checkpoint (restored). */
+async function openTrainer(
+  runDir: string,
+  options: TrainOptions,
+  real: RealSet,
+  ckpt: LoadedCheckpoint | null,
+): Promise<{ family: GeneratorFamily; spec: BaseSpec; trainer: FamilyTrainer }> {
+  const { family, spec } = ckpt
+    ? familyOfSpec(ckpt.state.spec, ckpt.dir)
+    : {
+        family: generatorFamily(options.model),
+        spec: ganSpecFor(options, real),
+      };
+  if (spec.channels !== real.images.channels) {
+    throw new CheckpointError('the data has another channel count than the checkpoint', {
+      file: ckpt?.dir ?? runDir,
+      expected: String(spec.channels),
+      found: String(real.images.channels),
+    });
+  }
+  const trainer = family.trainer(spec, options);
+  if (ckpt) {
+    try {
+      await trainer.restore({ weights: ckpt.weights, order: ckpt.order }, ckpt.state.family, ckpt.dir);
+    } catch (e) {
+      trainer.dispose();
+      throw e;
+    }
+  }
+  return { family, spec, trainer };
+}
+
+async function writeRunJson(
+  runDir: string,
+  options: TrainOptions,
+  real: RealSet,
+  spec: BaseSpec,
+): Promise<void> {
+  const run = {
+    started: new Date().toISOString(),
+    spec,
+    data: {
+      source: options.data.source,
+      location: real.location,
+      split: real.splitSource,
+      classNames: real.classNames,
+      trainCounts: real.classCounts,
+      imageSize: [real.images.height, real.images.width, real.images.channels],
+      balancedSampling: options.balancedSampling,
+    },
+    backend: describeBackend(),
+    node: process.version,
+  };
+  await writeFileAtomic(join(runDir, 'run.json'), `${JSON.stringify(run, null, 2)}\n`);
+}
 
 async function runTraining(
   runDir: string,
@@ -282,15 +322,7 @@ async function runTraining(
   control: RunControl,
 ): Promise<TrainResult> {
   const { onProgress, signal } = control;
-  const spec = ckpt?.state.spec ?? ganSpecFor(options, real);
-  if (spec.channels !== real.images.channels) {
-    throw new CheckpointError('the data has another channel count than the checkpoint', {
-      file: ckpt?.dir ?? runDir,
-      expected: String(spec.channels),
-      found: String(real.images.channels),
-    });
-  }
-  const trainer = new GanTrainer(options, spec);
+  const { family, spec, trainer } = await openTrainer(runDir, options, real, ckpt);
   try {
     const s = ckpt?.state;
     const rngData = s ? Rng.fromState(s.rng.data) : Rng.derive(options.seed, 'data');
@@ -308,72 +340,28 @@ async function runTraining(
     let nimg = s?.nimg ?? 0;
     let tick = s?.tick ?? 0;
     const elapsedBefore = s?.elapsedSeconds ?? 0;
-    if (ckpt) {
-      assignWeights(trainer.net.G, ckpt.weights.G, ckpt.dir);
-      assignWeights(trainer.net.D, ckpt.weights.D, ckpt.dir);
-      assignWeights(trainer.gEma, ckpt.weights.G_ema, ckpt.dir);
-      await assignOptimizer(trainer.gOpt, ckpt.weights.gOpt, ckpt.order.gOpt, ckpt.dir);
-      await assignOptimizer(trainer.dOpt, ckpt.weights.dOpt, ckpt.order.dOpt, ckpt.dir);
-      trainer.setAdamBetaPowers(ckpt.state.adam);
-      trainer.dStepCount = ckpt.state.dSteps;
-      await truncateStats(join(runDir, 'stats.jsonl'), step);
-    } else {
-      await writeFileAtomic(
-        join(runDir, 'run.json'),
-        `${JSON.stringify(
-          {
-            started: new Date().toISOString(),
-            spec,
-            data: {
-              source: options.data.source,
-              location: real.location,
-              split: real.splitSource,
-              classNames: real.classNames,
-              trainCounts: real.classCounts,
-              imageSize: [real.images.height, real.images.width, real.images.channels],
-            },
-            backend: describeBackend(),
-            node: process.version,
-          },
-          null,
-          2,
-        )}\n`,
-      );
-    }
+    if (ckpt) await truncateStats(join(runDir, 'stats.jsonl'), step);
+    else await writeRunJson(runDir, options, real, spec);
     const sampler = new BatchSampler(real, options.balancedSampling);
-    const batch = options.batchSize;
     const augmentP = () => (options.augment === 'diffaugment' ? 1 : (ada?.p ?? 0));
     const totalImages = options.kimg !== undefined ? options.kimg * 1000 : Number.POSITIVE_INFINITY;
     const budgetSeconds = options.minutes !== undefined ? options.minutes * 60 : Number.POSITIVE_INFINITY;
     const sessionStart = performance.now();
     const elapsed = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
     /** How far the run is through its budget: the larger of its kimg and minutes shares. */
-    const progress = () => Math.max(nimg / totalImages, elapsed() / budgetSeconds);
-    let acc = freshAccumulator();
+    const progress = () => Math.min(1, Math.max(nimg / totalImages, elapsed() / budgetSeconds));
+    let acc = new Accumulator();
     let lastStats: TickStats | null = null;
     let lastCheckpoint = ckpt?.dir ?? '';
     let stepSeconds = 0;
     let stepImages = 0;
     let nextTickImages = nimg + options.tickKimg * 1000;
     const phase = 'train';
+    const grid = trainer.sampler(real.classNames);
     onProgress?.({
       type: 'phase',
       phase,
-      detail: `${spec.family} ${spec.size}px, ${real.labels.length} images`,
-    });
-
-    const state = (): TrainState => ({
-      step,
-      dSteps: trainer.dStepCount,
-      nimg,
-      tick,
-      elapsedSeconds: elapsed(),
-      rng: { data: rngData.state(), z: rngs.z.state(), augment: rngs.augment.state() },
-      augment: ada ? ada.state() : null,
-      adam: trainer.adamBetaPowers(),
-      spec,
-      classNames: real.classNames,
-      classCounts: real.classCounts,
+      detail: `${family.name} ${spec.size}px, ${real.labels.length} images`,
     });
 
     const doTick = async () => {
@@ -385,11 +373,11 @@ async function runTraining(
         kimg: nimg / 1000,
         seconds: elapsed(),
         imagesPerSecond: seconds > 0 ? acc.images / seconds : 0,
-        dLoss: acc.dLoss / Math.max(1, acc.steps * options.dSteps),
-        gLoss: acc.gLoss / Math.max(1, acc.steps),
+        dLoss: acc.dLoss / Math.max(1, acc.steps),
+        gLoss: acc.gLosses > 0 ? acc.gLoss / acc.gLosses : null,
         penalty: acc.penalties > 0 ? acc.penalty / acc.penalties : null,
         augmentP: augmentP(),
-        ...(spec.transitional ? { condLambda: trainer.conditionStrength } : {}),
+        ...trainer.tickStats(),
         adaRt: ada ? ada.rt : null,
         numTensors: tf.memory().numTensors,
         rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
@@ -398,30 +386,29 @@ async function runTraining(
       // Hooks, in an order that keeps the run consistent if killed between them: the stats line first (a
       // resumed run drops lines past its checkpoint), then the grid, then the checkpoint.
       await appendFile(join(runDir, 'stats.jsonl'), `${JSON.stringify(lastStats)}\n`);
-      const grid = await encodePng(await sampleGrid(spec, trainer.gEma, options.gridPerClass));
-      await writeFileAtomic(join(runDir, 'samples', `step-${String(step).padStart(7, '0')}.png`), grid);
-      await writeFileAtomic(join(runDir, 'samples', 'latest.png'), grid);
-      const weights = {
-        G: namedWeights(trainer.net.G),
-        D: namedWeights(trainer.net.D),
-        G_ema: namedWeights(trainer.gEma),
-        gOpt: await optimizerWeights(
-          trainer.gOpt,
-          trainer.net.G.trainableWeights.map((w) => w.originalName),
-        ),
-        dOpt: await optimizerWeights(
-          trainer.dOpt,
-          trainer.net.D.trainableWeights.map((w) => w.originalName),
-        ),
-      };
+      const png = await encodePng(await sampleGrid(grid, options.gridPerClass));
+      await writeFileAtomic(join(runDir, 'samples', `step-${String(step).padStart(7, '0')}.png`), png);
+      await writeFileAtomic(join(runDir, 'samples', 'latest.png'), png);
+      const snapshot = await trainer.checkpoint();
       try {
-        lastCheckpoint = await saveCheckpoint(runDir, state(), weights, options.keepCheckpoints);
+        const state: TrainState = {
+          step,
+          nimg,
+          tick,
+          elapsedSeconds: elapsed(),
+          rng: { data: rngData.state(), z: rngs.z.state(), augment: rngs.augment.state() },
+          augment: ada ? ada.state() : null,
+          spec,
+          classNames: real.classNames,
+          classCounts: real.classCounts,
+          family: snapshot.state,
+        };
+        lastCheckpoint = await saveCheckpoint(runDir, state, snapshot.groups, options.keepCheckpoints);
       } finally {
-        // getWeights hands out fresh tensors for the iteration counters; model weights are the live variables.
-        for (const w of [...weights.gOpt, ...weights.dOpt]) if (w.name === 'iter') w.tensor.dispose();
+        snapshot.release();
       }
       onProgress?.({ type: 'checkpoint', path: lastCheckpoint, step, kimg: nimg / 1000 });
-      acc = freshAccumulator();
+      acc = new Accumulator();
       nextTickImages = nimg + options.tickKimg * 1000;
     };
 
@@ -441,43 +428,25 @@ async function runTraining(
         break;
       }
       const t0 = performance.now();
-      const p = augmentP();
-      if (spec.transitional) trainer.setConditionStrength(conditionStrength(options.condRamp, progress()));
-      let labels: tf.Tensor1D | null = null;
-      let dLoss = 0;
-      try {
-        for (let k = 0; k < options.dSteps; k++) {
-          labels?.dispose();
-          const b = sampler.batch(batch, rngData);
-          labels = b.labels;
-          let r;
-          try {
-            r = trainer.dStep(b.x, b.labels, p, rngs);
-          } finally {
-            b.x.dispose();
-          }
-          if (!Number.isFinite(r.loss)) throw nonFinite('D', r.loss, step, nimg, lastCheckpoint);
-          dLoss += r.loss;
-          if (r.penalty !== null) {
-            acc.penalty += r.penalty;
-            acc.penalties++;
-          }
-          ada?.accumulate(r.realSignSum, batch);
-          nimg += batch;
-        }
-        const gLoss = trainer.gStep(labels!, p, rngs, nimg);
-        if (!Number.isFinite(gLoss)) throw nonFinite('G', gLoss, step, nimg, lastCheckpoint);
-        acc.gLoss += gLoss;
-      } finally {
-        labels?.dispose();
-      }
+      const stats = trainer.step({
+        draw: (n) => sampler.batch(n, rngData),
+        rng: rngs,
+        augmentP: augmentP(),
+        progress: progress(),
+        imagesSeen: nimg,
+      });
+      if (!Number.isFinite(stats.dLoss)) throw nonFinite('D', stats.dLoss, step, nimg, lastCheckpoint);
+      if (stats.gLoss !== null && !Number.isFinite(stats.gLoss))
+        throw nonFinite('G', stats.gLoss, step, nimg, lastCheckpoint);
+      nimg += stats.images;
       step++;
-      acc.dLoss += dLoss;
-      acc.steps++;
-      acc.images += batch * options.dSteps;
-      if (ada && step % options.adaInterval === 0) ada.update(batch * options.dSteps * options.adaInterval);
+      acc.add(stats);
+      if (ada && stats.realSignSum !== null) {
+        ada.accumulate(stats.realSignSum, stats.images);
+        if (step % options.adaInterval === 0) ada.update(stats.images * options.adaInterval);
+      }
       stepSeconds += (performance.now() - t0) / 1000;
-      stepImages += batch * options.dSteps;
+      stepImages += stats.images;
       onProgress?.({
         type: 'tick',
         phase,
@@ -486,8 +455,8 @@ async function runTraining(
         unit: Number.isFinite(totalImages) ? 'images' : 's',
         stats: {
           kimg: nimg / 1000,
-          D: dLoss / options.dSteps,
-          G: acc.gLoss / acc.steps,
+          D: stats.dLoss,
+          ...(acc.gLosses > 0 ? { G: acc.gLoss / acc.gLosses } : {}),
           'img/s': stepImages / Math.max(stepSeconds, 1e-9),
           ...(options.augment !== 'none' ? { p: augmentP() } : {}),
         },

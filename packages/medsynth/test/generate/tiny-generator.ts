@@ -35,6 +35,7 @@ export function tinyGenerator(
     size,
     channels,
     conditional,
+    truncation: 'z',
     calls,
     disposed: () => disposed,
     generate(z, labels) {

@@ -2,6 +2,7 @@
  * Options against conditional collapse: transitional conditioning (a λ ramp on the class information) and the
  * mode-seeking term, checked against hand-computed values, for leaks, and for exact resume.
  */
+import type { AdversarialSpec } from '../../src/models/registry.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -142,12 +143,12 @@ describe('transitional conditioning', () => {
     const cb = await loadCheckpoint(await findCheckpoint(resumed.runDir));
     try {
       for (const group of ['G', 'D', 'G_ema'] as const) {
-        for (const [name, t] of Object.entries(ca.weights[group])) {
-          assert.deepEqual(cb.weights[group][name]!.dataSync(), t.dataSync(), `${group} ${name}`);
+        for (const [name, t] of Object.entries(ca.weights[group]!)) {
+          assert.deepEqual(cb.weights[group]![name]!.dataSync(), t.dataSync(), `${group} ${name}`);
         }
       }
-      assert.equal(ca.weights.G_ema['g_cond_scale/lambda']!.dataSync()[0], 1);
-      assert.equal(ca.weights.D['d_cond_scale/lambda']!.dataSync()[0], 1);
+      assert.equal(ca.weights.G_ema!['g_cond_scale/lambda']!.dataSync()[0], 1);
+      assert.equal(ca.weights.D!['d_cond_scale/lambda']!.dataSync()[0], 1);
     } finally {
       disposeWeightSets(ca.weights);
       disposeWeightSets(cb.weights);
@@ -169,7 +170,7 @@ describe('mode seeking', () => {
   test('G steps with the term pair labels, train G only and leak no tensors', async () => {
     const options = tiny({ modeSeeking: 1, condRamp: [0, 0.5] });
     const real = await loadRealSet(options.data, 28, 'auto');
-    const trainer = new GanTrainer(options, ganSpecFor(options, real));
+    const trainer = new GanTrainer(options, ganSpecFor(options, real) as AdversarialSpec);
     const sampler = new BatchSampler(real, false);
     const rng = { z: new Rng(1), augment: new Rng(2) };
     const data = new Rng(3);
@@ -236,10 +237,10 @@ describe('minibatch standard deviation', () => {
     const r = await trainGan(tiny({ minibatchStd: true, kimg: 0.064 }));
     const ckpt = await loadCheckpoint(await findCheckpoint(r.runDir));
     try {
-      assert.equal(ckpt.state.spec.minibatchStd, true);
+      assert.equal((ckpt.state.spec as { minibatchStd?: boolean }).minibatchStd, true);
       // D's pooled features are one wider than the last block: d_out's kernel has 1 more row.
-      const kernel = ckpt.weights.D['d_out/kernel']!;
-      const last = ckpt.weights.D['d_down2_conv/kernel']!;
+      const kernel = ckpt.weights.D!['d_out/kernel']!;
+      const last = ckpt.weights.D!['d_down2_conv/kernel']!;
       assert.equal(kernel.shape[0], last.shape[3]! + 1);
     } finally {
       disposeWeightSets(ckpt.weights);

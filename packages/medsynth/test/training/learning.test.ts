@@ -1,6 +1,7 @@
 // A short real-data run must move the generator toward the data, per class. The FID-like proxy here is class
 // fidelity: a small CNN trained briefly on real images labels the generated images; the untrained generator's
 // images are at chance (or one class), the trained one's must carry their class.
+import type { AdversarialSpec } from '../../src/models/registry.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,7 +64,7 @@ test('a short cgan run on PneumoniaMNIST makes images a real-data classifier lab
   );
   try {
     const real = await loadRealSet(options.data, 28, 'auto');
-    const spec = ganSpecFor(options, real);
+    const spec = ganSpecFor(options, real) as AdversarialSpec;
     const untrained = buildGan(spec);
     const pre = await samples(
       (z, l) => untrained.G.apply([z, l!], { training: false }) as tf.Tensor4D,

@@ -1,3 +1,4 @@
+import type { AdversarialSpec } from '../../src/models/registry.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -58,7 +59,7 @@ describe('GAN steps', () => {
         augment: 'diffaugment',
       });
       const real = await loadRealSet(options.data, 28, 'auto');
-      const trainer = new GanTrainer(options, ganSpecFor(options, real));
+      const trainer = new GanTrainer(options, ganSpecFor(options, real) as AdversarialSpec);
       const sampler = new BatchSampler(real, false);
       const rng = { z: new Rng(1), augment: new Rng(2) };
       const data = new Rng(3);
