@@ -75,6 +75,88 @@ function variablesOf(model: tfl.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => w.read() as tf.Variable);
 }
 
+/** What a critic update needs from its family. */
+export interface CriticUpdateArgs<Out> {
+  readonly options: TrainOptions;
+  readonly optimizer: tf.Optimizer;
+  readonly vars: tf.Variable[];
+  /** The real batch (as D sees it before augmentation). */
+  readonly real: tf.Tensor4D;
+  /** Index of this D update over the run (lazy R1 every `r1Interval`-th). */
+  readonly update: number;
+  /** Draws z (and any noise) from the z Rng and runs G in training mode: the fake batch. */
+  readonly fake: () => tf.Tensor4D;
+  /** D on an (augmented) batch. */
+  readonly critic: (x: tf.Tensor4D) => Out;
+  readonly logits: (out: Out) => tf.Tensor2D;
+  /** The family's extra terms on both outputs (acgan's class loss, pggan's WGAN drift), or null. */
+  readonly extra?: (real: Out, fake: Out) => tf.Scalar | null;
+  /** Augments everything D sees with the step's p and augmentation Rng (identity when off). */
+  readonly augment: (x: tf.Tensor4D) => tf.Tensor4D;
+  readonly zRng: Rng;
+}
+
+/**
+ * One critic (D) update, shared by the GAN families: the fake batch first (its z from the z Rng), then the
+ * WGAN-GP mixing weights (also from the z Rng), then one optimizer step over D's variables on the adversarial
+ * loss of D(aug(real)) and D(aug(fake)), the family's extra terms, and either R1 on the real batch (every
+ * `r1Interval`-th update, weighted γ/2 · interval: lazy regularisation) or the WGAN gradient penalty.
+ */
+export function criticUpdate<Out>(a: CriticUpdateArgs<Out>): DStepResult {
+  const o = a.options;
+  const batch = a.real.shape[0];
+  const doR1 = o.r1Gamma > 0 && a.update % o.r1Interval === 0;
+  const doGp = o.loss === 'wgan' && o.gpWeight > 0;
+  let penalty: number | null = null;
+  let signSum = 0;
+  const loss = tf.tidy(() => {
+    const fake = tf.tidy(a.fake);
+    const mix = doGp
+      ? tf.tensor4d(
+          Float32Array.from({ length: batch }, () => a.zRng.next()),
+          [batch, 1, 1, 1],
+        )
+      : null;
+    let penaltyT: tf.Scalar | null = null;
+    let sign: tf.Scalar | null = null;
+    const cost = a.optimizer.minimize(
+      () => {
+        const outReal = a.critic(a.augment(a.real));
+        const outFake = a.critic(a.augment(fake));
+        const realLogits = a.logits(outReal);
+        let total = discriminatorLoss(o.loss, realLogits, a.logits(outFake), {
+          labelSmoothing: o.labelSmoothing,
+        });
+        const extra = a.extra?.(outReal, outFake) ?? null;
+        if (extra) total = tf.add(total, extra);
+        sign = tf.keep(tf.sum(tf.sign(realLogits)));
+        const dOf = (x: tf.Tensor4D) => a.logits(a.critic(a.augment(x)));
+        if (doR1) {
+          const r1 = r1Penalty(dOf, a.real);
+          penaltyT = tf.keep(r1);
+          total = tf.add(total, tf.mul(r1, (o.r1Gamma / 2) * o.r1Interval));
+        } else if (doGp && mix) {
+          const gp = wganGradientPenalty(dOf, a.real, fake, mix);
+          penaltyT = tf.keep(gp);
+          total = tf.add(total, tf.mul(gp, o.gpWeight));
+        }
+        return total as tf.Scalar;
+      },
+      true,
+      a.vars,
+    );
+    // Kept out of minimize's scope to be read here; tidy does not dispose kept tensors.
+    const kept = [penaltyT as tf.Scalar | null, sign as tf.Scalar | null];
+    if (kept[0]) penalty = kept[0].dataSync()[0]!;
+    if (kept[1]) signSum = kept[1].dataSync()[0]!;
+    for (const t of kept) t?.dispose();
+    return cost!;
+  });
+  const value = loss.dataSync()[0]!;
+  loss.dispose();
+  return { loss: value, penalty, realSignSum: signSum };
+}
+
 export class GanTrainer {
   readonly net: AdversarialNetworks;
   /** The EMA generator used for samples, grids and export. */
@@ -161,65 +243,34 @@ export class GanTrainer {
   /** One D update on a real batch (and a fresh fake batch with the same labels). */
   dStep(real: tf.Tensor4D, labels: tf.Tensor1D, p: number, rng: StepRandomness): DStepResult {
     const o = this.options;
-    const batch = real.shape[0];
     const lab = this.#labelsFor(labels);
-    const step = this.#dSteps++;
-    const doR1 = o.r1Gamma > 0 && step % o.r1Interval === 0;
-    const doGp = o.loss === 'wgan' && o.gpWeight > 0;
-    let penalty: number | null = null;
-    let signSum = 0;
-    const loss = tf.tidy(() => {
-      const z = this.#z(batch, rng.z);
-      this.#noise(rng.z);
-      const fake = tf.tidy(() => runG(this.net, z, lab, true));
-      const alpha = doGp
-        ? tf.tensor4d(
-            Float32Array.from({ length: batch }, () => rng.z.next()),
-            [batch, 1, 1, 1],
-          )
-        : null;
-      let penaltyT: tf.Scalar | null = null;
-      let sign: tf.Scalar | null = null;
-      const cost = this.dOpt.minimize(
-        () => {
-          const outReal = runD(this.net, this.#aug(real, p, rng.augment), lab, true);
-          const outFake = runD(this.net, this.#aug(fake, p, rng.augment), lab, true);
-          let total = discriminatorLoss(o.loss, outReal.logits, outFake.logits, {
-            labelSmoothing: o.labelSmoothing,
-          });
-          if (this.spec.family === 'acgan' && outReal.classLogits && outFake.classLogits) {
-            const aux = tf.add(
-              auxiliaryClassLoss(outReal.classLogits, labels),
-              auxiliaryClassLoss(outFake.classLogits, labels),
-            );
-            total = tf.add(total, tf.mul(aux, o.auxWeight * this.#lambda));
-          }
-          sign = tf.keep(tf.sum(tf.sign(outReal.logits)));
-          const dOf = (x: tf.Tensor4D) => runD(this.net, this.#aug(x, p, rng.augment), lab, true).logits;
-          if (doR1) {
-            const r1 = r1Penalty(dOf, real);
-            penaltyT = tf.keep(r1);
-            total = tf.add(total, tf.mul(r1, (o.r1Gamma / 2) * o.r1Interval));
-          } else if (doGp && alpha) {
-            const gp = wganGradientPenalty(dOf, real, fake, alpha);
-            penaltyT = tf.keep(gp);
-            total = tf.add(total, tf.mul(gp, o.gpWeight));
-          }
-          return total as tf.Scalar;
-        },
-        true,
-        this.dVars,
-      );
-      // Kept out of minimize's scope to be read here; tidy does not dispose kept tensors.
-      const kept = [penaltyT as tf.Scalar | null, sign as tf.Scalar | null];
-      if (kept[0]) penalty = kept[0].dataSync()[0]!;
-      if (kept[1]) signSum = kept[1].dataSync()[0]!;
-      for (const t of kept) t?.dispose();
-      return cost!;
+    const acgan = this.spec.family === 'acgan';
+    return criticUpdate({
+      options: o,
+      optimizer: this.dOpt,
+      vars: this.dVars,
+      real,
+      update: this.#dSteps++,
+      fake: () => {
+        const z = this.#z(real.shape[0], rng.z);
+        this.#noise(rng.z);
+        return runG(this.net, z, lab, true);
+      },
+      critic: (x) => runD(this.net, x, lab, true),
+      logits: (out) => out.logits,
+      extra: (outReal, outFake) =>
+        acgan && outReal.classLogits && outFake.classLogits
+          ? tf.mul(
+              tf.add(
+                auxiliaryClassLoss(outReal.classLogits, labels),
+                auxiliaryClassLoss(outFake.classLogits, labels),
+              ),
+              o.auxWeight * this.#lambda,
+            )
+          : null,
+      augment: (x) => this.#aug(x, p, rng.augment),
+      zRng: rng.z,
     });
-    const value = loss.dataSync()[0]!;
-    loss.dispose();
-    return { loss: value, penalty, realSignSum: signSum };
   }
 
   /**

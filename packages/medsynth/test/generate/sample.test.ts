@@ -75,6 +75,25 @@ describe('sampling by seed and class', () => {
     g.dispose();
   });
 
+  test("truncation in W: the generator gets ψ and the unscaled z (stylegan2's w̄ + ψ·(w − w̄))", async () => {
+    const g = tinyGenerator({ classNames: CLASSES, truncation: 'w' });
+    const plan = makePlan({ kind: 'per-class', count: 2 }, CLASSES);
+    await collect(generateImages(g, plan, { truncation: 0.5 }));
+    const call = g.calls.at(-1)!;
+    assert.equal(call.psi, 0.5);
+    for (let i = 0; i < 6; i++) {
+      const z = zFromSeed(i, g.zDim);
+      assert.deepEqual(call.z.subarray(i * g.zDim, (i + 1) * g.zDim), z, `seed ${i}: z not scaled`);
+    }
+    await collect(generateImages(g, plan, {}));
+    assert.equal(g.calls.at(-1)!.psi, 1);
+    const zg = tinyGenerator({ classNames: CLASSES });
+    await collect(generateImages(zg, plan, { truncation: 0.5 }));
+    assert.equal(zg.calls.at(-1)!.psi, 1, "a 'z' generator is handed ψ = 1 (z carries the truncation)");
+    g.dispose();
+    zg.dispose();
+  });
+
   test('truncation: ψ = 1 is no truncation, ψ < 1 scales z toward 0', async () => {
     const g = tinyGenerator({ classNames: CLASSES });
     const plan = makePlan({ kind: 'per-class', count: 2 }, CLASSES);

@@ -8,7 +8,7 @@ import type { SamplingGenerator } from '../../src/models/types.js';
 
 export interface TinyGenerator extends SamplingGenerator {
   /** z rows and labels of every call, in order. */
-  readonly calls: { z: Float32Array; labels: Int32Array | null; n: number }[];
+  readonly calls: { z: Float32Array; labels: Int32Array | null; n: number; psi: number | undefined }[];
   readonly disposed: () => boolean;
 }
 
@@ -18,6 +18,8 @@ export function tinyGenerator(
     size?: number;
     channels?: 1 | 3;
     conditional?: boolean;
+    /** Where ψ acts (default 'z'); a 'w' generator records the ψ it was handed. */
+    truncation?: 'z' | 'w';
   } = {},
 ): TinyGenerator {
   const classNames = options.classNames ?? ['a', 'b', 'c'];
@@ -35,16 +37,17 @@ export function tinyGenerator(
     size,
     channels,
     conditional,
-    truncation: 'z',
+    truncation: options.truncation ?? 'z',
     calls,
     disposed: () => disposed,
-    generate(z, labels) {
+    generate(z, labels, psi) {
       return tf.tidy(() => {
         const n = z.shape[0];
         calls.push({
           z: z.dataSync() as Float32Array,
           labels: labels ? (labels.dataSync() as Int32Array) : null,
           n,
+          psi,
         });
         let x: tf.Tensor = tf.mul(tf.reshape(z, [n, size, size, channels]), scale);
         if (conditional && labels) {

@@ -28,7 +28,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { augment, type AugmentPolicy, augmentPolicy } from '../../augment/diff-augment.js';
 import type { TrainOptions } from '../../config/train-options.js';
-import { discriminatorLoss, generatorLoss, r1Penalty, wganGradientPenalty } from '../../losses/index.js';
+import { generatorLoss } from '../../losses/index.js';
 import {
   avgPoolBy,
   buildPgganDiscriminator,
@@ -56,7 +56,7 @@ import {
   type StepInput,
   type StepStats,
 } from '../family.js';
-import { modeSeekingLoss } from '../gan-step.js';
+import { criticUpdate, modeSeekingLoss } from '../gan-step.js';
 
 /** Adam ε as in PyTorch (TF.js defaults to 1e-7). */
 const ADAM_EPSILON = 1e-8;
@@ -241,55 +241,19 @@ export class PgganTrainer implements FamilyTrainer {
 
   #dUpdate(real: tf.Tensor4D, labels: tf.Tensor1D, p: number, rng: Randomness) {
     const o = this.#options;
-    const batch = real.shape[0];
-    const step = this.#dSteps++;
-    const doR1 = o.r1Gamma > 0 && step % o.r1Interval === 0;
-    const doGp = o.loss === 'wgan' && o.gpWeight > 0;
-    let penalty: number | null = null;
-    let signSum = 0;
-    const loss = tf.tidy(() => {
-      const z = this.#z(batch, rng.z);
-      const fake = tf.tidy(() => this.#runG(this.G, z, labels));
-      const mix = doGp
-        ? tf.tensor4d(
-            Float32Array.from({ length: batch }, () => rng.z.next()),
-            [batch, 1, 1, 1],
-          )
-        : null;
-      let penaltyT: tf.Scalar | null = null;
-      let sign: tf.Scalar | null = null;
-      const cost = this.#dOpt!.minimize(
-        () => {
-          const outReal = this.#runD(this.#aug(real, p, rng.augment), labels);
-          const outFake = this.#runD(this.#aug(fake, p, rng.augment), labels);
-          let total = discriminatorLoss(o.loss, outReal, outFake, { labelSmoothing: o.labelSmoothing });
-          if (o.loss === 'wgan') total = tf.add(total, tf.mul(tf.mean(tf.square(outReal)), WGAN_DRIFT));
-          sign = tf.keep(tf.sum(tf.sign(outReal)));
-          const dOf = (x: tf.Tensor4D) => this.#runD(this.#aug(x, p, rng.augment), labels);
-          if (doR1) {
-            const r1 = r1Penalty(dOf, real);
-            penaltyT = tf.keep(r1);
-            total = tf.add(total, tf.mul(r1, (o.r1Gamma / 2) * o.r1Interval));
-          } else if (doGp && mix) {
-            const gp = wganGradientPenalty(dOf, real, fake, mix);
-            penaltyT = tf.keep(gp);
-            total = tf.add(total, tf.mul(gp, o.gpWeight));
-          }
-          return total as tf.Scalar;
-        },
-        true,
-        this.#dVars,
-      );
-      // Kept out of minimize's scope to be read here; tidy does not dispose kept tensors.
-      const kept = [penaltyT as tf.Scalar | null, sign as tf.Scalar | null];
-      if (kept[0]) penalty = kept[0].dataSync()[0]!;
-      if (kept[1]) signSum = kept[1].dataSync()[0]!;
-      for (const t of kept) t?.dispose();
-      return cost!;
+    return criticUpdate({
+      options: o,
+      optimizer: this.#dOpt!,
+      vars: this.#dVars,
+      real,
+      update: this.#dSteps++,
+      fake: () => this.#runG(this.G, this.#z(real.shape[0], rng.z), labels),
+      critic: (x) => this.#runD(x, labels),
+      logits: (out) => out,
+      extra: (outReal) => (o.loss === 'wgan' ? tf.mul(tf.mean(tf.square(outReal)), WGAN_DRIFT) : null),
+      augment: (x) => this.#aug(x, p, rng.augment),
+      zRng: rng.z,
     });
-    const value = loss.dataSync()[0]!;
-    loss.dispose();
-    return { loss: value, penalty, realSignSum: signSum };
   }
 
   #gUpdate(labels: tf.Tensor1D, p: number, rng: Randomness, imagesSeen: number): number {
