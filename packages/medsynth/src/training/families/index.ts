@@ -9,11 +9,11 @@ import { pgganFamily } from './pggan.js';
 import { CheckpointError } from '../../runtime/errors.js';
 
 const FAMILIES: Readonly<Record<GanModelName, GeneratorFamily>> = Object.freeze({
-  dcgan: dcganFamily as unknown as GeneratorFamily,
-  cgan: cganFamily as unknown as GeneratorFamily,
-  acgan: acganFamily as unknown as GeneratorFamily,
-  stylegan2: stylegan2Family as unknown as GeneratorFamily,
-  pggan: pgganFamily as unknown as GeneratorFamily,
+  dcgan: dcganFamily,
+  cgan: cganFamily,
+  acgan: acganFamily,
+  stylegan2: stylegan2Family,
+  pggan: pgganFamily,
 });
 
 /** The family `--model` names. */
