@@ -32,6 +32,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { EqualizedConv2D, EqualizedDense, PixelNorm } from './equalized.js';
 import { LabelProjection, LAYERS_PACKAGE, MinibatchStdDev, subSeed } from './layers.js';
 import { checkWidthSpec } from './spec-checks.js';
+import { downsampleBox2x } from './style-layers.js';
 
 type SymbolicTensor = tfl.SymbolicTensor;
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
@@ -124,6 +125,15 @@ export function avgPoolBy(x: tf.Tensor4D, factor: number): tf.Tensor4D {
   const [n, h, w, c] = x.shape;
   if (h % factor !== 0 || w % factor !== 0)
     throw new RangeError(`avgPoolBy: ${h}×${w} is not divisible by ${factor}`);
+  // Powers of two: repeated 2×2 box averages (tf.avgPool with a differentiable gradient of its own, so R1
+  // passes through; measured at 64 px, the reshape-and-mean form below was 11 % of a step's kernel time).
+  if ((factor & (factor - 1)) === 0) {
+    return tf.tidy(() => {
+      let y = x;
+      for (let f = factor; f > 1; f /= 2) y = downsampleBox2x(y);
+      return y;
+    });
+  }
   return tf.tidy(() => tf.mean(tf.reshape(x, [n, h / factor, factor, w / factor, factor, c]), [2, 4]));
 }
 
