@@ -433,6 +433,12 @@ export class ConditionScale extends tfl.layers.Layer {
     return tf.tidy(() => tf.mul(oneTensor(inputs, 'ConditionScale'), this.lambda!.read()));
   }
 
+  /** The stored λ. */
+  strength(): number {
+    if (!this.lambda) throw new Error('ConditionScale: not built');
+    return this.lambda.read().dataSync()[0]!;
+  }
+
   /** Sets λ (the loop calls this every step of a transitional run). */
   setStrength(lambda: number): void {
     if (!this.lambda) throw new Error('ConditionScale: not built');

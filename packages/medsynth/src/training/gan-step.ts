@@ -197,9 +197,9 @@ export class GanTrainer {
     return 'transitional' in this.spec && this.spec.transitional === true;
   }
 
-  /** After weights were restored: λ is whatever the ConditionScale weights hold; the next set writes them. */
+  /** After weights were restored: λ is whatever the ConditionScale weights hold. */
   syncConditionStrength(): void {
-    if (this.transitional) this.#lambda = Number.NaN;
+    if (this.#scales.length > 0) this.#lambda = this.#scales[0]!.strength();
   }
 
   /** Transitional conditioning's λ (1 when the spec has no ramp). */
