@@ -46,6 +46,7 @@ interface TrainFlags extends DataFlags {
   balanced?: boolean;
   condRamp?: [number, number] | null;
   modeSeeking?: number;
+  lecam?: number;
   minibatchStd?: boolean;
   wDim?: number;
   mappingLayers?: number;
@@ -130,6 +131,7 @@ export function trainInputFromFlags(f: TrainFlags): TrainOptionsInput {
     'labelSmoothing',
     'condRamp',
     'modeSeeking',
+    'lecam',
     'minibatchStd',
     'wDim',
     'mappingLayers',
@@ -207,6 +209,11 @@ export function registerTrainCommand(program: Command): void {
       '--mode-seeking <w>',
       'mode-seeking regulariser weight (pairs of z per class pushed apart; 0 = off)',
       nonNegativeNumber('--mode-seeking'),
+    )
+    .option(
+      '--lecam <w>',
+      "LeCam regulariser weight (D's real and fake outputs held near each other's moving averages; 0 = off)",
+      nonNegativeNumber('--lecam'),
     )
     .option('--minibatch-std', "D sees how alike the batch's images are (within each class for cgan)")
     .option('--w-dim <n>', 'stylegan2: size of the intermediate latent w', positiveInt('--w-dim'))

@@ -78,6 +78,11 @@ export const TrainOptionsSchema = z
      */
     modeSeeking: nonNegative.default(0),
     /**
+     * LeCam regulariser weight λ (Tseng et al., CVPR 2021; losses/lecam.ts): D's real and fake logits are held
+     * near moving averages of each other, against D memorising a small set. 0 = off.
+     */
+    lecam: nonNegative.default(0),
+    /**
      * D sees a minibatch standard-deviation map (within each class for cgan), so it can tell a batch of
      * near-copies from a varied one.
      */

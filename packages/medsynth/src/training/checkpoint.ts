@@ -93,6 +93,33 @@ const CheckpointFileSchema = z
 
 type CheckpointFile = z.output<typeof CheckpointFileSchema>;
 
+/** Adam's β-power accumulators of G's and D's optimizers, as families keep them in their state. */
+export const adamPowersSchema = z.object({
+  g: z.tuple([z.number(), z.number()]),
+  d: z.tuple([z.number(), z.number()]),
+});
+
+/**
+ * A family's JSON state read back from `checkpoint.json`, validated by the family's schema: a mismatch is a
+ * CheckpointError naming the field (`family.<path>`) and what was found there.
+ */
+export function parseFamilyState<S extends z.ZodTypeAny>(
+  schema: S,
+  state: unknown,
+  where: string,
+): z.output<S> {
+  const parsed = schema.safeParse(state);
+  if (parsed.success) return parsed.data as z.output<S>;
+  const issue = parsed.error.issues[0]!;
+  let found: unknown = state;
+  for (const key of issue.path) found = (found as Record<PropertyKey, unknown> | undefined)?.[key];
+  throw new CheckpointError(`the family state is not valid: ${issue.message}`, {
+    file: where,
+    field: ['family', ...issue.path].join('.'),
+    found: found === undefined ? 'nothing' : JSON.stringify(found),
+  });
+}
+
 /** Weight groups by name, each a list of named tensors (saved in this order). */
 export type WeightSets = Readonly<Record<string, readonly NamedTensor[]>>;
 

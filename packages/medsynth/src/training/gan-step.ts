@@ -15,6 +15,7 @@ import {
   r1Penalty,
   wganGradientPenalty,
 } from '../losses/index.js';
+import { type LecamAnchors, lecamPenalty, nextLecamAnchors } from '../losses/lecam.js';
 import {
   type AdversarialNetworks,
   type AdversarialSpec,
@@ -55,9 +56,6 @@ const MODE_SEEKING_EPS = 1e-5;
 /** Adam ε as in PyTorch (TF.js defaults to 1e-7). */
 const ADAM_EPSILON = 1e-8;
 
-/** One D update's numbers. */
-export type DStepResult = CriticUpdate;
-
 export interface StepRandomness {
   /** Latents (and GP mixing weights). */
   readonly z: Rng;
@@ -94,21 +92,32 @@ export interface CriticUpdateArgs<Out> {
   /** Augments everything D sees with the step's p and augmentation Rng (identity when off). */
   readonly augment: (x: tf.Tensor4D) => tf.Tensor4D;
   readonly zRng: Rng;
+  /** LeCam anchors before this update (null before the first; only read when `options.lecam` > 0). */
+  readonly anchors: LecamAnchors | null;
+}
+
+/** One critic update's numbers and the LeCam anchors after it (null when LeCam is off). */
+export interface CriticUpdateResult extends CriticUpdate {
+  readonly anchors: LecamAnchors | null;
 }
 
 /**
  * One critic (D) update, shared by the GAN families: the fake batch first (its z from the z Rng), then the
  * WGAN-GP mixing weights (also from the z Rng), then one optimizer step over D's variables on the adversarial
- * loss of D(aug(real)) and D(aug(fake)), the family's extra terms, and either R1 on the real batch (every
- * `r1Interval`-th update, weighted γ/2 · interval: lazy regularisation) or the WGAN gradient penalty.
+ * loss of D(aug(real)) and D(aug(fake)), the family's extra terms, LeCam's term (weight `lecam`, against the
+ * anchors handed in; losses/lecam.ts), and either R1 on the real batch (every `r1Interval`-th update,
+ * weighted γ/2 · interval: lazy regularisation) or the WGAN gradient penalty. The anchors returned include
+ * this update's mean logits.
  */
-export function criticUpdate<Out>(a: CriticUpdateArgs<Out>): DStepResult {
+export function criticUpdate<Out>(a: CriticUpdateArgs<Out>): CriticUpdateResult {
   const o = a.options;
   const batch = a.real.shape[0];
   const doR1 = o.r1Gamma > 0 && a.update % o.r1Interval === 0;
   const doGp = o.loss === 'wgan' && o.gpWeight > 0;
+  const lecam = o.lecam > 0;
   let penalty: number | null = null;
   let signSum = 0;
+  let means: [number, number] = [0, 0];
   const loss = tf.tidy(() => {
     const fake = tf.tidy(a.fake);
     const mix = doGp
@@ -119,17 +128,24 @@ export function criticUpdate<Out>(a: CriticUpdateArgs<Out>): DStepResult {
       : null;
     let penaltyT: tf.Scalar | null = null;
     let sign: tf.Scalar | null = null;
+    let meanT: tf.Tensor1D | null = null;
     const cost = a.optimizer.minimize(
       () => {
         const outReal = a.critic(a.augment(a.real));
         const outFake = a.critic(a.augment(fake));
         const realLogits = a.logits(outReal);
-        let total = discriminatorLoss(o.loss, realLogits, a.logits(outFake), {
+        const fakeLogits = a.logits(outFake);
+        let total = discriminatorLoss(o.loss, realLogits, fakeLogits, {
           labelSmoothing: o.labelSmoothing,
         });
         const extra = a.extra?.(outReal, outFake) ?? null;
         if (extra) total = tf.add(total, extra);
         sign = tf.keep(tf.sum(tf.sign(realLogits)));
+        if (lecam) {
+          meanT = tf.keep(tf.stack([tf.mean(realLogits), tf.mean(fakeLogits)]) as tf.Tensor1D);
+          if (a.anchors)
+            total = tf.add(total, tf.mul(lecamPenalty(realLogits, fakeLogits, a.anchors), o.lecam));
+        }
         const dOf = (x: tf.Tensor4D) => a.logits(a.critic(a.augment(x)));
         if (doR1) {
           const r1 = r1Penalty(dOf, a.real);
@@ -146,15 +162,17 @@ export function criticUpdate<Out>(a: CriticUpdateArgs<Out>): DStepResult {
       a.vars,
     );
     // Kept out of minimize's scope to be read here; tidy does not dispose kept tensors.
-    const kept = [penaltyT as tf.Scalar | null, sign as tf.Scalar | null];
+    const kept = [penaltyT as tf.Scalar | null, sign as tf.Scalar | null, meanT as tf.Tensor1D | null];
     if (kept[0]) penalty = kept[0].dataSync()[0]!;
     if (kept[1]) signSum = kept[1].dataSync()[0]!;
+    if (kept[2]) means = Array.from(kept[2].dataSync()) as [number, number];
     for (const t of kept) t?.dispose();
     return cost!;
   });
   const value = loss.dataSync()[0]!;
   loss.dispose();
-  return { loss: value, penalty, realSignSum: signSum };
+  const anchors = lecam ? nextLecamAnchors(a.anchors, means[0], means[1]) : null;
+  return { loss: value, penalty, realSignSum: signSum, anchors };
 }
 
 export class GanTrainer {
@@ -167,6 +185,7 @@ export class GanTrainer {
   readonly dVars: tf.Variable[];
   readonly #policy: AugmentPolicy;
   #dSteps = 0;
+  #anchors: LecamAnchors | null = null;
   #lambda = 1;
   readonly #scales: ConditionScale[];
 
@@ -240,12 +259,21 @@ export class GanTrainer {
     setTrainingNoise(this.net, rng);
   }
 
+  /** LeCam's anchors (null before the first D update or with LeCam off; restored from checkpoints). */
+  get lecamAnchors(): LecamAnchors | null {
+    return this.#anchors;
+  }
+
+  set lecamAnchors(a: LecamAnchors | null) {
+    this.#anchors = a;
+  }
+
   /** One D update on a real batch (and a fresh fake batch with the same labels). */
-  dStep(real: tf.Tensor4D, labels: tf.Tensor1D, p: number, rng: StepRandomness): DStepResult {
+  dStep(real: tf.Tensor4D, labels: tf.Tensor1D, p: number, rng: StepRandomness): CriticUpdate {
     const o = this.options;
     const lab = this.#labelsFor(labels);
     const acgan = this.spec.family === 'acgan';
-    return criticUpdate({
+    const r = criticUpdate({
       options: o,
       optimizer: this.dOpt,
       vars: this.dVars,
@@ -270,7 +298,10 @@ export class GanTrainer {
           : null,
       augment: (x) => this.#aug(x, p, rng.augment),
       zRng: rng.z,
+      anchors: this.#anchors,
     });
+    this.#anchors = r.anchors;
+    return r;
   }
 
   /**

@@ -100,10 +100,11 @@ for (const model of MODELS) {
     });
 
     test('resume from a mid-run checkpoint is bit-identical to the uninterrupted run', async () => {
-      const full = await trainGan(tiny(model));
+      // With LeCam on, whose anchors live in the family state: a resume that lost them would differ.
+      const full = await trainGan(tiny(model, { lecam: 0.1 }));
       // The same run stopped at its first checkpoint (same budget, so the same schedules), then resumed.
       const controller = new AbortController();
-      const stopped = await trainGan(tiny(model), {
+      const stopped = await trainGan(tiny(model, { lecam: 0.1 }), {
         signal: controller.signal,
         onProgress: (e) => {
           if (e.type === 'checkpoint') controller.abort();
@@ -169,6 +170,23 @@ test('a checkpoint of an unknown family is a CheckpointError naming the field', 
     assert.match(e.message, /unknown generator family/);
     assert.match(e.message, /spec\.family/);
     assert.match(e.message, /biggan/);
+    return true;
+  });
+});
+
+test('a malformed family state is a CheckpointError naming the field and what it holds', async () => {
+  const r = await trainGan(tiny('cgan', { kimg: 0.064, lecam: 0.1 }));
+  const dir = await findCheckpoint(r.runDir);
+  const file = join(dir, 'checkpoint.json');
+  const json = JSON.parse(await readFile(file, 'utf8')) as { family: { lecam: { real: unknown } } };
+  assert.equal(typeof json.family.lecam.real, 'number', 'the LeCam anchors are saved');
+  json.family.lecam.real = 'high';
+  await writeFile(file, JSON.stringify(json));
+  await assert.rejects(resumeGan(r.runDir, { kimg: 0.128 }), (e: unknown) => {
+    assert.ok(e instanceof CheckpointError, String(e));
+    assert.match(e.message, /family state is not valid/);
+    assert.match(e.message, /family\.lecam\.real/);
+    assert.match(e.message, /"high"/);
     return true;
   });
 });

@@ -2,10 +2,11 @@
  * The single-resolution GAN families behind the family interface: `dcgan`, `cgan`, `acgan` (models/dcgan.ts,
  * conditional.ts) and `stylegan2` (models/stylegan2.ts). One step is `options.dSteps` D updates, each on its
  * own real batch, then one G update with the last batch's labels (`GanTrainer`); transitional conditioning's
- * λ follows the run's progress. Saved groups: G, D, G_ema, gOpt, dOpt; family state: D updates done (lazy R1)
- * and Adam's β powers (restored exactly).
+ * λ follows the run's progress. Saved groups: G, D, G_ema, gOpt, dOpt; family state: D updates done (lazy R1),
+ * Adam's β powers and LeCam's anchors (restored exactly).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import type { TrainOptions } from '../../config/train-options.js';
 import {
   buildGenerator,
@@ -17,7 +18,15 @@ import {
 import type { GanFamily, SamplingGenerator } from '../../models/types.js';
 import { CheckpointError } from '../../runtime/errors.js';
 import { Rng } from '../../runtime/random.js';
-import { assignOptimizer, assignWeights, namedWeights, optimizerWeights } from '../checkpoint.js';
+import { lecamAnchorsSchema } from '../../losses/lecam.js';
+import {
+  adamPowersSchema,
+  assignOptimizer,
+  assignWeights,
+  namedWeights,
+  optimizerWeights,
+  parseFamilyState,
+} from '../checkpoint.js';
 import {
   alternatingStep,
   type DataFacts,
@@ -43,22 +52,15 @@ export function conditionStrength(ramp: readonly [number, number] | null, progre
   return (progress - start) / (end - start);
 }
 
-interface AdversarialState {
-  readonly dSteps: number;
-  readonly adam: { readonly g: readonly number[]; readonly d: readonly number[] };
-}
+/** The state beside the weights: D updates done (lazy R1), Adam's β powers, LeCam's anchors. */
+const adversarialStateSchema = z.object({
+  dSteps: z.number().int().min(0),
+  adam: adamPowersSchema,
+  // Absent in checkpoints written before LeCam existed (they ran without it).
+  lecam: lecamAnchorsSchema.default(null),
+});
 
-function checkState(state: unknown, where: string): AdversarialState {
-  const s = state as Partial<AdversarialState> | null;
-  const pair = (v: unknown) => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number');
-  if (!s || !Number.isInteger(s.dSteps) || !s.adam || !pair(s.adam.g) || !pair(s.adam.d)) {
-    throw new CheckpointError('the GAN state (D steps, Adam β powers) is missing or malformed', {
-      file: where,
-      field: 'family',
-    });
-  }
-  return s as AdversarialState;
-}
+type AdversarialState = z.input<typeof adversarialStateSchema>;
 
 /** A SamplingGenerator over a live or loaded G (not owned: `dispose` is the caller's `release`). */
 export function ganSampler(
@@ -131,7 +133,11 @@ class AdversarialTrainer implements FamilyTrainer {
         t.net.D.trainableWeights.map((w) => w.originalName),
       ),
     };
-    const state: AdversarialState = { dSteps: t.dStepCount, adam: t.adamBetaPowers() };
+    const state: AdversarialState = {
+      dSteps: t.dStepCount,
+      adam: t.adamBetaPowers(),
+      lecam: t.lecamAnchors,
+    };
     return {
       groups,
       state,
@@ -143,7 +149,7 @@ class AdversarialTrainer implements FamilyTrainer {
   }
 
   async restore(saved: SavedGroups, state: unknown, where: string): Promise<void> {
-    const s = checkState(state, where);
+    const s = parseFamilyState(adversarialStateSchema, state, where);
     const t = this.#t;
     const group = (name: string) => {
       const g = saved.weights[name];
@@ -157,6 +163,7 @@ class AdversarialTrainer implements FamilyTrainer {
     await assignOptimizer(t.dOpt, group('dOpt'), saved.order['dOpt'] ?? [], where);
     t.setAdamBetaPowers(s.adam);
     t.dStepCount = s.dSteps;
+    t.lecamAnchors = s.lecam;
     // λ lives in the networks' ConditionScale weights; the trainer's copy follows them.
     t.syncConditionStrength();
   }

@@ -20,15 +20,17 @@
  * weights, the optimizer states, the schedule position, the D-update counter and the Rng states.
  *
  * Checkpoints: groups G, D, G_ema (every weight of every level, once), gOpt, dOpt (the current level's Adam
- * state), and the JSON state { phaseIndex, level, alpha, dSteps, adam β powers }. G and G_ema also hold
+ * state), and the JSON state { phaseIndex, level, alpha, dSteps, adam β powers, LeCam anchors }. G and G_ema also hold
  * `pggan/position` = [level, α], so the standalone sampler (`generate`, `evaluate`) samples a run stopped
  * before growing finished at the level it had reached (upsampled to the full size) instead of with untrained
  * higher levels; a group without it samples at the final level with α = 1.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import { augment, type AugmentPolicy, augmentPolicy } from '../../augment/diff-augment.js';
 import type { TrainOptions } from '../../config/train-options.js';
 import { generatorLoss } from '../../losses/index.js';
+import { type LecamAnchors, lecamAnchorsSchema } from '../../losses/lecam.js';
 import {
   avgPoolBy,
   buildPgganDiscriminator,
@@ -44,7 +46,14 @@ import {
 import type { SamplingGenerator } from '../../models/types.js';
 import { CheckpointError } from '../../runtime/errors.js';
 import { Rng } from '../../runtime/random.js';
-import { assignOptimizer, assignWeights, type NamedTensor, optimizerWeights } from '../checkpoint.js';
+import {
+  adamPowersSchema,
+  assignOptimizer,
+  assignWeights,
+  type NamedTensor,
+  optimizerWeights,
+  parseFamilyState,
+} from '../checkpoint.js';
 import { emaBeta, updateEma } from '../ema.js';
 import {
   alternatingStep,
@@ -118,6 +127,8 @@ export interface PgganState {
   readonly dSteps: number;
   /** Adam's β-power accumulators of the current level's optimizers. */
   readonly adam: { readonly g: readonly number[]; readonly d: readonly number[] };
+  /** LeCam's anchors (null before the first D update or with LeCam off). */
+  readonly lecam: LecamAnchors | null;
 }
 
 interface Randomness {
@@ -153,6 +164,7 @@ export class PgganTrainer implements FamilyTrainer {
   #level = -1;
   #phase: PgganPhase;
   #dSteps = 0;
+  #anchors: LecamAnchors | null = null;
 
   constructor(spec: PgganSpec, options: TrainOptions) {
     validatePgganSpec(spec);
@@ -241,7 +253,7 @@ export class PgganTrainer implements FamilyTrainer {
 
   #dUpdate(real: tf.Tensor4D, labels: tf.Tensor1D, p: number, rng: Randomness) {
     const o = this.#options;
-    return criticUpdate({
+    const r = criticUpdate({
       options: o,
       optimizer: this.#dOpt!,
       vars: this.#dVars,
@@ -253,7 +265,10 @@ export class PgganTrainer implements FamilyTrainer {
       extra: (outReal) => (o.loss === 'wgan' ? tf.mul(tf.mean(tf.square(outReal)), WGAN_DRIFT) : null),
       augment: (x) => this.#aug(x, p, rng.augment),
       zRng: rng.z,
+      anchors: this.#anchors,
     });
+    this.#anchors = r.anchors;
+    return r;
   }
 
   #gUpdate(labels: tf.Tensor1D, p: number, rng: Randomness, imagesSeen: number): number {
@@ -347,6 +362,7 @@ export class PgganTrainer implements FamilyTrainer {
       alpha: this.#phase.alpha,
       dSteps: this.#dSteps,
       adam: this.adamBetaPowers(),
+      lecam: this.#anchors,
     };
     let released = false;
     return {
@@ -395,6 +411,7 @@ export class PgganTrainer implements FamilyTrainer {
     }
     this.#setAdamBetaPowers(s.adam);
     this.#dSteps = s.dSteps;
+    this.#anchors = s.lecam;
   }
 
   dispose(): void {
@@ -408,21 +425,34 @@ export class PgganTrainer implements FamilyTrainer {
   }
 }
 
+/** The pggan state's schema for a network of `levels` levels (phase, level and α must agree). */
+function pgganStateSchema(levels: number) {
+  return z
+    .object({
+      phaseIndex: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 * (levels - 1)),
+      level: z
+        .number()
+        .int()
+        .min(0)
+        .max(levels - 1),
+      alpha: z.number().min(0).max(1),
+      dSteps: z.number().int().min(0),
+      adam: adamPowersSchema,
+      // Absent in checkpoints written before LeCam existed (they ran without it).
+      lecam: lecamAnchorsSchema.default(null),
+    })
+    .refine((s) => Math.ceil(s.phaseIndex / 2) === s.level, {
+      message: 'the phase index does not belong to the level',
+      path: ['phaseIndex'],
+    });
+}
+
 function parseState(state: unknown, levels: number, where: string): PgganState {
-  const bad = (what: string, found: unknown) =>
-    new CheckpointError(`the pggan state has a bad ${what}`, { file: where, found: JSON.stringify(found) });
-  if (typeof state !== 'object' || state === null) throw bad('state', state);
-  const s = state as Partial<PgganState>;
-  const int = (v: unknown, max: number) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
-  if (!int(s.level, levels - 1)) throw bad('level', s.level);
-  if (!int(s.phaseIndex, 2 * (levels - 1)) || Math.ceil(s.phaseIndex! / 2) !== s.level)
-    throw bad('phaseIndex', s.phaseIndex);
-  if (typeof s.alpha !== 'number' || !(s.alpha >= 0 && s.alpha <= 1)) throw bad('alpha', s.alpha);
-  if (!int(s.dSteps, Number.MAX_SAFE_INTEGER)) throw bad('dSteps', s.dSteps);
-  const pair = (v: unknown) => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number');
-  if (typeof s.adam !== 'object' || s.adam === null || !pair(s.adam.g) || !pair(s.adam.d))
-    throw bad('adam', s.adam);
-  return s as PgganState;
+  return parseFamilyState(pgganStateSchema(levels), state, where);
 }
 
 // ---------------------------------------------------------------------------------------------------------
