@@ -51,6 +51,11 @@ interface TrainFlags extends DataFlags {
   wDim?: number;
   mappingLayers?: number;
   growFraction?: number;
+  sampleSteps?: number;
+  eta?: number;
+  guidance?: number;
+  condDropout?: number;
+  attention?: boolean;
   zDim?: number;
   gWidth?: number;
   dWidth?: number;
@@ -136,6 +141,10 @@ export function trainInputFromFlags(f: TrainFlags): TrainOptionsInput {
     'wDim',
     'mappingLayers',
     'growFraction',
+    'sampleSteps',
+    'eta',
+    'guidance',
+    'condDropout',
     'zDim',
     'gWidth',
     'dWidth',
@@ -147,6 +156,7 @@ export function trainInputFromFlags(f: TrainFlags): TrainOptionsInput {
   if (f.channels !== undefined) o['channels'] = f.channels === 'auto' ? 'auto' : Number(f.channels);
   if (f.balanced) o['balancedSampling'] = true;
   if (f.spectralNorm === false) o['spectralNorm'] = false;
+  if (f.attention === false) o['attention'] = false;
   if (f.out !== undefined) o['outDir'] = f.out;
   return o as TrainOptionsInput;
 }
@@ -168,7 +178,7 @@ export function registerTrainCommand(program: Command): void {
     .addOption(
       new Option(
         '--model <family>',
-        'generator family: dcgan, cgan, acgan, stylegan2 (StyleGAN2-ADA-style), pggan (progressive growing)',
+        'generator family: dcgan, cgan, acgan, stylegan2 (StyleGAN2-ADA-style), pggan (progressive growing), ddpm (diffusion)',
       ).choices([...MODELS]),
     )
     .addOption(new Option('--size <px>', 'image side').choices(['28', '32', '64', '128']))
@@ -227,6 +237,23 @@ export function registerTrainCommand(program: Command): void {
       'pggan: share of the budget spent growing the lower resolutions (0–0.95)',
       nonNegativeNumber('--grow-fraction'),
     )
+    .option(
+      '--sample-steps <n>',
+      'ddpm: DDIM steps when sampling grids, generate and evaluate (default 25)',
+      positiveInt('--sample-steps'),
+    )
+    .option('--eta <η>', 'ddpm: DDIM η, 0 deterministic … 1 stochastic', nonNegativeNumber('--eta'))
+    .option(
+      '--guidance <w>',
+      'ddpm: classifier-free guidance scale (1 = conditional model alone; higher: truer to the class, less varied)',
+      nonNegativeNumber('--guidance'),
+    )
+    .option(
+      '--cond-dropout <p>',
+      'ddpm: share of training labels replaced by "no label" (needed for guidance; default 0.1)',
+      nonNegativeNumber('--cond-dropout'),
+    )
+    .option('--no-attention', "ddpm: no self-attention at the U-Net's lowest resolution")
     .option('--z-dim <n>', 'latent size', positiveInt('--z-dim'))
     .option('--g-width <n>', 'generator base width', positiveInt('--g-width'))
     .option('--d-width <n>', 'discriminator base width', positiveInt('--d-width'))

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ConfigError } from '../runtime/errors.js';
 import { DataOptionsSchema, resolveOptions } from './data-options.js';
 
-const MODELS = ['dcgan', 'cgan', 'acgan', 'stylegan2', 'pggan'] as const;
+const MODELS = ['dcgan', 'cgan', 'acgan', 'stylegan2', 'pggan', 'ddpm'] as const;
 const SIZES = [28, 32, 64, 128] as const;
 const LOSSES = ['nonsaturating', 'hinge', 'wgan'] as const;
 const AUGMENTS = ['none', 'diffaugment', 'ada'] as const;
@@ -95,6 +95,15 @@ export const TrainOptionsSchema = z
      * rest trains the full resolution. The phase boundaries are fractions of the budget (kimg or minutes).
      */
     growFraction: z.number().min(0).max(0.95).default(0.5),
+    /** ddpm: DDIM steps when sampling (grids, generate, evaluate), and η (0 deterministic, 1 stochastic). */
+    sampleSteps: z.number().int().min(1).max(1000).default(25),
+    eta: z.number().min(0).max(1).default(0),
+    /** ddpm: classifier-free guidance scale at sampling (1 = the conditional model alone). */
+    guidance: nonNegative.default(1),
+    /** ddpm: probability that a training label is replaced by the null class (what guidance needs). */
+    condDropout: z.number().min(0).max(1).default(0.1),
+    /** ddpm: a self-attention block at the U-Net's lowest resolution. */
+    attention: z.boolean().default(true),
     /** Length: thousands of real images shown to D; and/or a wall-clock budget in minutes (first reached ends). */
     kimg: positive.optional(),
     minutes: positive.optional(),
@@ -218,6 +227,24 @@ export const TRAIN_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
 
 export const DEFAULT_TRAIN_PRESET = 'medmnist-28';
 
+/**
+ * What a family needs that a preset made for another family does not give it: applied over the preset when
+ * `--model` names a family other than the preset's (the user's own values still win). The presets are GAN
+ * presets; ddpm is trained like the diffusion literature's small models (Adam β 0.9 / 0.999, no augmentation
+ * and none of the GAN regularisers).
+ */
+export const MODEL_DEFAULTS: Readonly<Partial<Record<GanModelName, Preset>>> = Object.freeze({
+  ddpm: {
+    gLr: 5e-4,
+    beta1: 0.9,
+    beta2: 0.999,
+    augment: 'none',
+    r1Gamma: 0,
+    modeSeeking: 0,
+    lecam: 0,
+  },
+});
+
 /** The training preset made for images of this side: `medmnist-28` up to 32 px, then `small-64`, `small-128`. */
 export function trainPresetForSize(size: number): string {
   if (size <= 32) return 'medmnist-28';
@@ -226,7 +253,8 @@ export function trainPresetForSize(size: number): string {
 
 /**
  * Resolves training options: the preset's values (default `medmnist-28`, or the one named in `input.preset`),
- * then the user's, validated and frozen. An unknown preset is a ConfigError listing the known ones.
+ * then `MODEL_DEFAULTS` of the model when the user names one the preset was not made for, then the user's,
+ * validated and frozen. An unknown preset is a ConfigError listing the known ones.
  */
 export function resolveTrainOptions(input: TrainOptionsInput): TrainOptions {
   const presetName = input.preset ?? DEFAULT_TRAIN_PRESET;
@@ -237,7 +265,11 @@ export function resolveTrainOptions(input: TrainOptionsInput): TrainOptions {
       expected: Object.keys(TRAIN_PRESETS).join(', '),
     });
   }
-  const merged: Record<string, unknown> = { ...preset };
+  const model = input.model ?? preset.model ?? 'cgan';
+  const merged: Record<string, unknown> = {
+    ...preset,
+    ...(model !== (preset.model ?? 'cgan') ? MODEL_DEFAULTS[model] : {}),
+  };
   for (const [k, v] of Object.entries(input)) if (v !== undefined) merged[k] = v;
   merged['preset'] = presetName;
   // Length: an explicit kimg alone means "no time limit" unless minutes is also given, and vice versa.

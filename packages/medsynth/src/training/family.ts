@@ -112,6 +112,8 @@ export interface GeneratorFamily<Spec extends BaseSpec = BaseSpec> {
   readonly name: string;
   /** One line for `--help` and the docs. */
   readonly description: string;
+  /** What the loop calls `StepStats.dLoss` in errors (`D`, `denoiser`), and what to try when it diverges. */
+  readonly divergence: { readonly loss: string; readonly hint: string };
   /** The resolved spec for these options and data (validated, frozen). */
   specFor(options: TrainOptions, data: DataFacts): Spec;
   /** Validates a spec read back from a checkpoint (a `CheckpointError` naming `file` when it is not one). */
@@ -128,6 +130,12 @@ export interface GeneratorFamily<Spec extends BaseSpec = BaseSpec> {
     where: string,
   ): SamplingGenerator;
 }
+
+/** What the GAN families say when a loss diverges. */
+export const GAN_DIVERGENCE = Object.freeze({
+  loss: 'D',
+  hint: 'Try lower learning rates (--g-lr/--d-lr), an R1 penalty (--r1-gamma) or another loss.',
+});
 
 /** One critic update's numbers (a GAN's D step). */
 export interface CriticUpdate {

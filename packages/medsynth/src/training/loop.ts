@@ -435,9 +435,10 @@ async function runTraining(
         progress: progress(),
         imagesSeen: nimg,
       });
-      if (!Number.isFinite(stats.dLoss)) throw nonFinite('D', stats.dLoss, step, nimg, lastCheckpoint);
-      if (stats.gLoss !== null && !Number.isFinite(stats.gLoss))
-        throw nonFinite('G', stats.gLoss, step, nimg, lastCheckpoint);
+      const diverged = (loss: string, value: number) =>
+        nonFinite(loss, family.divergence.hint, value, step, nimg, lastCheckpoint);
+      if (!Number.isFinite(stats.dLoss)) throw diverged(family.divergence.loss, stats.dLoss);
+      if (stats.gLoss !== null && !Number.isFinite(stats.gLoss)) throw diverged('G', stats.gLoss);
       nimg += stats.images;
       step++;
       acc.add(stats);
@@ -486,7 +487,8 @@ async function runTraining(
 }
 
 function nonFinite(
-  which: 'D' | 'G',
+  which: string,
+  hint: string,
   value: number,
   step: number,
   nimg: number,
@@ -497,7 +499,7 @@ function nonFinite(
       (checkpoint
         ? `The last good checkpoint is kept: ${checkpoint}. `
         : 'No checkpoint had been written yet. ') +
-      'Try lower learning rates (--g-lr/--d-lr), an R1 penalty (--r1-gamma) or another loss.',
+      hint,
     { field: `${which} loss` },
   );
 }

@@ -143,14 +143,16 @@ for (const model of MODELS) {
     test('a NaN loss stops the run with a TrainingError naming the step and the kept checkpoint', async () => {
       const r = await trainGan(tiny(model, { kimg: 0.064 }));
       const dir = await findCheckpoint(r.runDir);
-      const bin = join(dir, 'D.bin');
+      // A GAN's D, or the diffusion model's denoiser (its only network).
+      const bin = join(dir, model === 'ddpm' ? 'G.bin' : 'D.bin');
       const buf = await readFile(bin);
       const f = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4).slice();
       f.fill(Number.NaN);
       await writeFile(bin, new Uint8Array(f.buffer));
       await assert.rejects(resumeGan(r.runDir, { kimg: 0.128 }), (e: unknown) => {
         assert.ok(e instanceof TrainingError, String(e));
-        assert.match(e.message, new RegExp(`D loss became NaN at step ${r.step + 1}`));
+        const loss = model === 'ddpm' ? 'denoiser' : 'D';
+        assert.match(e.message, new RegExp(`${loss} loss became NaN at step ${r.step + 1}`));
         assert.ok(e.message.includes(dir), 'names the checkpoint kept');
         return true;
       });

@@ -30,6 +30,7 @@ import {
 import {
   alternatingStep,
   type DataFacts,
+  GAN_DIVERGENCE,
   type FamilySnapshot,
   type FamilyTrainer,
   type GeneratorFamily,
@@ -211,6 +212,7 @@ function adversarialFamily(
   return {
     name,
     description,
+    divergence: GAN_DIVERGENCE,
     specFor: adversarialSpecFor,
     checkSpec(spec, file) {
       try {

@@ -5,6 +5,7 @@
 import type { GanModelName } from '../../config/train-options.js';
 import type { BaseSpec, GeneratorFamily } from '../family.js';
 import { acganFamily, cganFamily, dcganFamily, stylegan2Family } from './adversarial.js';
+import { ddpmFamily } from './ddpm.js';
 import { pgganFamily } from './pggan.js';
 import { CheckpointError } from '../../runtime/errors.js';
 
@@ -14,6 +15,7 @@ const FAMILIES: Readonly<Record<GanModelName, GeneratorFamily>> = Object.freeze(
   acgan: acganFamily,
   stylegan2: stylegan2Family,
   pggan: pgganFamily,
+  ddpm: ddpmFamily as GeneratorFamily,
 });
 
 /** The family `--model` names. */

@@ -58,6 +58,7 @@ import { emaBeta, updateEma } from '../ema.js';
 import {
   alternatingStep,
   type DataFacts,
+  GAN_DIVERGENCE,
   type FamilySnapshot,
   type FamilyTrainer,
   type GeneratorFamily,
@@ -520,6 +521,7 @@ function savedPosition(
 
 export const pgganFamily: GeneratorFamily<PgganSpec> = {
   name: 'pggan',
+  divergence: GAN_DIVERGENCE,
   description:
     'progressive-growing GAN (Karras et al. 2018): grows from 4×4 (7×7 at 28 px) to full size with fade-ins, equalised learning rate, pixel norm, minibatch stddev',
 
