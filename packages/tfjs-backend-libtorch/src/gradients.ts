@@ -2,6 +2,10 @@
 // about a dozen, ReLU's as dy * cast(step(x)), a mean's as dy * ones / n). On libtorch each is one ATen
 // kernel, or a free broadcast view. The overrides apply only while the libtorch backend is active; on any
 // other backend the original gradient runs unchanged.
+//
+// Also fused ops TF.js has no kernel for (`FUSED_KERNELS`: group normalisation, SiLU, and their gradients),
+// registered for libtorch only under names no TF.js op uses: a model library looks them up with
+// `getKernel(name, getBackend())` and, where present, runs them inside its own `customGrad`.
 import {
   engine,
   getGradient,
@@ -14,12 +18,12 @@ import {
   unregisterGradient,
   util,
 } from '@tensorflow/tfjs-core';
-import type { GradFunc, KernelConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
+import type { GradFunc, KernelConfig, NamedAttrMap, NamedTensorInfoMap, Tensor } from '@tensorflow/tfjs-core';
 
 type NamedGradientMap = Record<string, () => Tensor>;
-import { BACKEND_NAME } from './backend.js';
+import { BACKEND_NAME, type LibtorchBackend } from './backend.js';
 import { nchwView, nhwcView } from './kernels/layout.js';
-import { kernel, op, opN } from './kernels/util.js';
+import { kernel, op, opN, type Handle } from './kernels/util.js';
 
 const reshape = op('aten::reshape');
 const expand = op('aten::expand');
@@ -35,6 +39,16 @@ const tanhBackward = op('aten::tanh_backward');
 const sigmoidBackward = op('aten::sigmoid_backward');
 const batchNormBackward = opN('aten::native_batch_norm_backward');
 const toDtype = op('aten::to.dtype');
+const contiguous = op('aten::contiguous');
+const groupNormForward = opN('aten::native_group_norm');
+const sumDims = op('aten::sum.dim_IntList');
+const sub = op('aten::sub.Tensor');
+const add = op('aten::add.Tensor');
+const powScalar = op('aten::pow.Tensor_Scalar');
+const addcmul = op('aten::addcmul');
+const addcmulInPlace = op('aten::addcmul_');
+const silu = op('aten::silu');
+const siluBackward = op('aten::silu_backward');
 
 const FLOAT32 = 6;
 
@@ -84,6 +98,162 @@ export const gradientKernels: KernelConfig[] = [
   ),
   kernel('_LibtorchTanhGrad', ({ x }) => tanhBackward(x('dy'), x('y'))),
   kernel('_LibtorchSigmoidGrad', ({ x }) => sigmoidBackward(x('dy'), x('y'))),
+];
+
+/**
+ * Fused ops that TF.js has no kernel for, registered for the libtorch backend only, under names no TF.js op
+ * uses. A dependent package detects them with `getKernel(FUSED_KERNELS.groupNorm, getBackend())` and runs
+ * them through `engine().runKernel` inside its own `customGrad` (they have no registered gradients: the
+ * `…Grad` kernels are the first-order gradients, and are not differentiable themselves).
+ *
+ * - `groupNorm` — inputs `x` `[N,H,W,C]` float32 (NHWC), optional `gamma` and `beta` `[C]` float32;
+ *   attrs `groups` (a positive divisor of C), `epsilon`. Outputs `[y, mean, rstd]`: y `[N,H,W,C]`, with
+ *   μ_ng = mean of the H·W·C/G values of sample n and group g (C/G consecutive channels),
+ *   σ²_ng their biased variance, y = (x − μ_ng)·rstd_ng·γ_c + β_c, rstd = 1/√(σ² + ε); mean, rstd `[N, G]`.
+ * - `groupNormGrad` — inputs `dy`, `x` `[N,H,W,C]`, `mean`, `rstd` `[N,G]` (from `groupNorm`), optional
+ *   `gamma` `[C]`; attr `groups`. Outputs `[dx, dgamma, dbeta]` (`[N,H,W,C]`, `[C]`, `[C]`; dgamma and dbeta
+ *   are computed even without gamma/beta).
+ * - `silu` — input `x` float32; output x·σ(x) (SiLU, tfjs-layers' 'swish').
+ * - `siluGrad` — inputs `dy`, `x`; output dy·σ(x)·(1 + x·(1 − σ(x))).
+ */
+export const FUSED_KERNELS = {
+  groupNorm: 'GroupNormLibtorch',
+  groupNormGrad: 'GroupNormGradLibtorch',
+  silu: 'SiluLibtorch',
+  siluGrad: 'SiluGradLibtorch',
+} as const;
+
+/** c10::MemoryFormat::ChannelsLast. */
+const CHANNELS_LAST = 2;
+
+/**
+ * Largest |μ|/σ of a group for which the single-pass group-norm statistics are used as they are. ATen 1.13's
+ * channels-last native_group_norm takes the variance as E[x²] − E[x]² in float32, whose error grows as
+ * (μ/σ)²: measured max |Δy| ≈ 1e-6·(μ/σ)² at 3136 values per group (4e-7 at μ/σ = 0, 8e-5 at 10, 1e-2 at
+ * 100; the composed TF.js ops and ATen's contiguous kernel stay near 1e-6). The backward's Σ dy·x − μ·Σ dy
+ * loses precision linearly in μ/σ. Beyond this ratio both kernels first centre x on the group means.
+ */
+const CENTRE_ABOVE = 4;
+
+/** Whether some group has |μ|·rstd > CENTRE_ABOVE (reads the small `[N, G]` statistics to the host). */
+function illConditioned(b: LibtorchBackend, mean: Handle, rstd: Handle): boolean {
+  const m = b.addon.toBuffer(mean);
+  const r = b.addon.toBuffer(rstd);
+  for (let i = 0; i < m.length; i++) if (!(Math.abs(m[i]!) * r[i]! <= CENTRE_ABOVE)) return true;
+  return false;
+}
+
+interface GroupNormGeometry {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  groups: number;
+  /** Channels per group. */
+  d: number;
+}
+
+/** Checks a group-norm kernel's inputs; returns its geometry. */
+function groupNormGeometry(name: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap): GroupNormGeometry {
+  const xi = inputs['x'];
+  if (xi === undefined) throw new Error(`${name}: input 'x' is missing`);
+  if (xi.shape.length !== 4 || xi.dtype !== 'float32')
+    throw new Error(`${name}: x must be NHWC float32 of rank 4, got ${xi.dtype} [${xi.shape.join(', ')}]`);
+  const [n, h, w, c] = xi.shape as [number, number, number, number];
+  const groups = attrs['groups'];
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1 || c % groups !== 0)
+    throw new Error(
+      `${name}: groups must be a positive integer dividing the ${c} channels, got ${String(groups)}`,
+    );
+  for (const p of ['gamma', 'beta']) {
+    const t = inputs[p];
+    if (t !== undefined && (t.shape.length !== 1 || t.shape[0] !== c || t.dtype !== 'float32'))
+      throw new Error(`${name}: ${p} must be float32 [${c}], got ${t.dtype} [${t.shape.join(', ')}]`);
+  }
+  return { n, h, w, c, groups, d: c / groups };
+}
+
+/** x `[N,H,W,C]` minus its per-(n, group) means `[N, G]`: contiguous NHWC. */
+function centred(xh: Handle, mean: Handle, g: GroupNormGeometry): Handle {
+  const grouped = reshape(xh, [g.n, g.h * g.w, g.groups, g.d]);
+  return reshape(sub(grouped, reshape(mean, [g.n, 1, g.groups, 1])), [g.n, g.h, g.w, g.c]);
+}
+
+function requireFloat32(name: string, inputs: NamedTensorInfoMap, names: readonly string[]): void {
+  for (const p of names) {
+    const t = inputs[p];
+    if (t !== undefined && t.dtype !== 'float32')
+      throw new Error(`${name}: ${p} must be float32, got ${t.dtype}`);
+  }
+}
+
+/** Kernels of `FUSED_KERNELS`; registered for libtorch only. */
+export const fusedKernels: KernelConfig[] = [
+  // native_group_norm on the NCHW view of the NHWC data. Its CPU kernel (1.13) has a channels-last path: the
+  // view is read in place and y comes back channels-last, i.e. its NHWC view is contiguous (no copy either
+  // way; the `contiguous` calls are no-ops then and only guard other layouts and other libtorch versions).
+  // Ill-conditioned groups (see CENTRE_ABOVE) are normalised again from x − μ (group norm is invariant to a
+  // per-group shift), which costs one more pass over x.
+  kernel(FUSED_KERNELS.groupNorm, ({ x, inputs, attrs, b }) => {
+    const geo = groupNormGeometry(FUSED_KERNELS.groupNorm, inputs, attrs);
+    const { n, h, w, c, groups } = geo;
+    const eps = attrs['epsilon'] === undefined ? 1e-5 : (attrs['epsilon'] as number);
+    const gamma = inputs['gamma'] ? x('gamma') : null;
+    const beta = inputs['beta'] ? x('beta') : null;
+    const forward = (xh: Handle) =>
+      groupNormForward(contiguous(nchwView(xh), CHANNELS_LAST), gamma, beta, n, c, h * w, groups, eps);
+    let [y, mean, rstd] = forward(x('x')) as [Handle, Handle, Handle];
+    if (illConditioned(b, mean, rstd)) {
+      const [y2, mean2, rstd2] = forward(centred(x('x'), mean, geo)) as [Handle, Handle, Handle];
+      [y, mean, rstd] = [y2, add(mean, mean2), rstd2];
+    }
+    return [contiguous(nhwcView(y)), mean, rstd];
+  }),
+  // Not native_group_norm_backward: in 1.13 its CPU kernel reads X and dY as contiguous NCHW whatever their
+  // strides (channels-last support came in 2.0), so on the channels-last view it is silently wrong, and
+  // copying x and dy to NCHW and dx back measured 1.4–17× slower than this. The same maths (PyTorch's
+  // GroupNormKernel) on the NHWC data, with per-(n, c) sums ds = Σ_hw dy·x and db = Σ_hw dy, and per group
+  // u = Σ_c∈g γ_c·db, v = Σ_c∈g γ_c·ds, s = 1/(H·W·C/G):
+  //   dx = r·γ_c·dy − b·x + (b·μ − s·u·r),  b = (v − u·μ)·r³·s,
+  //   dγ_c = Σ_n (ds − db·μ)·r,  dβ_c = Σ_n db.
+  // Full-size passes: dy·x (written once, summed), Σ dy, and dx (written once, then updated in place). For
+  // ill-conditioned groups x is centred first (one more pass) and μ taken as 0.
+  kernel(FUSED_KERNELS.groupNormGrad, ({ x, inputs, attrs, b: backend }) => {
+    const geo = groupNormGeometry(FUSED_KERNELS.groupNormGrad, inputs, attrs);
+    const { n, c, groups, d } = geo;
+    const hw = geo.h * geo.w;
+    requireFloat32(FUSED_KERNELS.groupNormGrad, inputs, ['dy', 'mean', 'rstd']);
+    const s = 1 / (d * hw);
+    const centre = illConditioned(backend, x('mean'), x('rstd'));
+    const xh = centre ? centred(x('x'), x('mean'), geo) : x('x');
+    const dyh = x('dy');
+    const dy3 = reshape(dyh, [n, hw, c]);
+    const ds = reshape(sumDims(mul(dy3, reshape(xh, [n, hw, c])), [1], false), [n, groups, d]);
+    const db = reshape(sumDims(dy3, [1], false), [n, groups, d]);
+    const mu = centre ? null : reshape(x('mean'), [n, groups, 1]);
+    const r = reshape(x('rstd'), [n, groups, 1]);
+    const gamma: Handle | null = inputs['gamma'] ? reshape(x('gamma'), [1, groups, d]) : null;
+    const u = sumDims(gamma ? mul(db, gamma) : db, [2], true);
+    const v = sumDims(gamma ? mul(ds, gamma) : ds, [2], true);
+    const b = mulScalar(mul(mu ? sub(v, mul(u, mu)) : v, powScalar(r, 3)), s);
+    const ur = mul(u, r);
+    const offset = mu ? sub(mul(b, mu), ur, s) : mulScalar(ur, -s);
+    const perChannel = (t: Handle) => reshape(expand(t, [n, groups, d]), [n, 1, 1, c]);
+    const dx = addcmul(perChannel(offset), xh, perChannel(b), -1);
+    addcmulInPlace(dx, dyh, perChannel(gamma ? mul(r, gamma) : r), 1);
+    const dsCentred = mu ? sub(ds, mul(db, mu)) : ds;
+    const dgamma = reshape(sumDims(mul(dsCentred, r), [0], false), [c]);
+    const dbeta = reshape(sumDims(db, [0], false), [c]);
+    return [dx, dgamma, dbeta];
+  }),
+  kernel(FUSED_KERNELS.silu, ({ x, inputs }) => {
+    requireFloat32(FUSED_KERNELS.silu, inputs, ['x']);
+    return silu(x('x'));
+  }),
+  kernel(FUSED_KERNELS.siluGrad, ({ x, inputs }) => {
+    requireFloat32(FUSED_KERNELS.siluGrad, inputs, ['dy', 'x']);
+    return siluBackward(x('dy'), x('x'));
+  }),
 ];
 
 const run = (name: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap = {}) =>

@@ -4,12 +4,14 @@ import { findBackendFactory, registerBackend, registerKernel, getKernel } from '
 import { loadAddon, type LibtorchInfo } from './addon.js';
 import { BACKEND_NAME, LibtorchBackend } from './backend.js';
 import { kernelConfigs } from './kernels/index.js';
-import { gradientKernels, installFusedGradients } from './gradients.js';
+import { fusedKernels, gradientKernels, installFusedGradients } from './gradients.js';
 import { cpuFallbackKernels } from './kernels/cpu-fallback.js';
 
 export { BACKEND_NAME, LibtorchBackend } from './backend.js';
 export { loadAddon, aten, type Addon, type AtenArg, type Handle, type LibtorchInfo } from './addon.js';
 export { kernelConfigs } from './kernels/index.js';
+// Fused group norm and SiLU (+ gradients), libtorch-only kernels for a model library's `customGrad`.
+export { FUSED_KERNELS } from './gradients.js';
 export {
   covariance64,
   matmul64,
@@ -43,7 +45,7 @@ let kernelsRegistered = false;
 
 function registerKernels(): void {
   if (kernelsRegistered) return;
-  const native = [...kernelConfigs, ...gradientKernels];
+  const native = [...kernelConfigs, ...gradientKernels, ...fusedKernels];
   for (const config of [...native, ...cpuFallbackKernels(new Set(native.map((k) => k.kernelName)))]) {
     if (getKernel(config.kernelName, BACKEND_NAME) === undefined) registerKernel(config);
   }
@@ -75,7 +77,7 @@ export function registerLibtorchBackend(options: LibtorchOptions = {}): Libtorch
 
 /** Kernels that run on tfjs-backend-cpu (copying data) because libtorch has no implementation of them. */
 export function fallbackKernelNames(): string[] {
-  const native = new Set([...kernelConfigs, ...gradientKernels].map((k) => k.kernelName));
+  const native = new Set([...kernelConfigs, ...gradientKernels, ...fusedKernels].map((k) => k.kernelName));
   return cpuFallbackKernels(native)
     .map((k) => k.kernelName)
     .sort();

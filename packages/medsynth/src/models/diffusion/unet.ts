@@ -8,6 +8,9 @@
  *
  * Conditioning: emb = Dense(4w)(SiLU(Dense(4w)(sinusoid_w(t)))) + E[y], E `[K+1, 4w]` ~ N(0, 1) (a learned row per
  * class plus the null class), w = `width`. Every residual block adds its own Dense(SiLU(emb)) to its features.
+ * SiLU(x) = x·sigmoid(x) is the `SiLU` layer and GN the `GroupNorm` layer of layers.ts: each runs as one fused
+ * kernel forward and one backward where the backend has them (libtorch; first-order gradients only), as
+ * composed TF.js ops elsewhere.
  *
  * Layout, level l = 0..L−1 at side S/2^l with c_l = width·mults[l] channels:
  *   stem: Conv3×3 → width
@@ -37,7 +40,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { subSeed } from '../layers.js';
 import { positiveInteger } from '../spec-checks.js';
-import { BroadcastAdd, GroupNorm, SpatialAttention, TimestepEmbedding } from './layers.js';
+import { BroadcastAdd, GroupNorm, SiLU, SpatialAttention, TimestepEmbedding } from './layers.js';
 
 export { timestepEmbedding } from './layers.js';
 
@@ -179,8 +182,8 @@ function dense(spec: UNetSpec, name: string, units: number): tfl.layers.Layer {
 }
 
 function silu(name: string): tfl.layers.Layer {
-  // tfjs-layers' 'swish' is x·sigmoid(x) (alpha 1), differentiable through mul and sigmoid.
-  return tfl.layers.activation({ activation: 'swish', name });
+  // x·sigmoid(x): one fused kernel each way on libtorch, tfjs-layers' 'swish' maths elsewhere (layers.ts).
+  return new SiLU({ name });
 }
 
 function norm(name: string, h: SymbolicTensor): SymbolicTensor {
