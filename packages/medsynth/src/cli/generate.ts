@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { LoadGeneratorOptions, RunInfo } from '../training/load-run.js';
+import type { SamplerSettings } from '../training/family.js';
 import {
   outKind,
   prepareOut,
@@ -34,6 +35,9 @@ interface GenerateFlags {
   balanceTo?: string;
   seeds?: string;
   truncation: string;
+  sampleSteps?: string;
+  eta?: string;
+  guidance?: string;
   checkpoint?: string;
   ema: boolean;
   batchSize: string;
@@ -81,6 +85,25 @@ export function planSpecFromFlags(flags: {
   return { kind: 'balance-to', target: parseBalanceTo(flags.balanceTo!, '--balance-to') };
 }
 
+/** `--sample-steps`, `--eta`, `--guidance` (diffusion runs): numbers, range-checked by the family. */
+export function samplerSettingsFromFlags(flags: {
+  sampleSteps?: string | undefined;
+  eta?: string | undefined;
+  guidance?: string | undefined;
+}): SamplerSettings {
+  const num = (text: string | undefined, flag: string): number | undefined => {
+    if (text === undefined) return undefined;
+    const v = text.trim() === '' ? Number.NaN : Number(text);
+    if (!Number.isFinite(v)) throw new ConfigError(`${flag} must be a number`, { field: flag, found: text });
+    return v;
+  };
+  return {
+    steps: num(flags.sampleSteps, '--sample-steps'),
+    eta: num(flags.eta, '--eta'),
+    guidance: num(flags.guidance, '--guidance'),
+  };
+}
+
 function parseTruncation(text: string): number {
   const t = text.trim();
   const psi = t === '' ? Number.NaN : Number(t);
@@ -110,6 +133,12 @@ export function registerGenerateCommand(program: Command, deps: GenerateCommandD
       'truncation ψ in (0, 1]: stylegan2 pulls w toward its class mean, others scale z by ψ (1 = none)',
       '1',
     )
+    .option('--sample-steps <n>', "diffusion runs: DDIM steps (default: the run's, 25)")
+    .option('--eta <η>', "diffusion runs: DDIM η, 0 deterministic … 1 stochastic (default: the run's)")
+    .option(
+      '--guidance <w>',
+      "diffusion runs: classifier-free guidance scale (1 = conditional model alone; default: the run's)",
+    )
     .option('--checkpoint <name>', 'a checkpoint in <run>/checkpoints (or a path); default the latest')
     .option('--no-ema', 'sample the raw generator G instead of its moving average G_ema')
     .option(
@@ -131,6 +160,7 @@ export function registerGenerateCommand(program: Command, deps: GenerateCommandD
       const spec = planSpecFromFlags(flags);
       const seeds = flags.seeds === undefined ? DEFAULT_SEEDS : parseSeeds(flags.seeds, '--seeds');
       const truncation = parseTruncation(flags.truncation);
+      const sampling = samplerSettingsFromFlags(flags);
       const batchSize = parseCount(flags.batchSize, '--batch-size', 1);
       const gridPerClass = parseCount(flags.gridPerClass, '--grid-per-class', 1);
       // Each warning is shown once: the output checks run here (before the run is loaded) and again when writing.
@@ -155,6 +185,7 @@ export function registerGenerateCommand(program: Command, deps: GenerateCommandD
       const { generator, run } = await load(flags.run, {
         checkpoint: flags.checkpoint,
         ema: flags.ema,
+        sampling,
       });
       const controller = new AbortController();
       const onSigint = () =>

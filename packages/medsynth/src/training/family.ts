@@ -19,6 +19,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { TrainOptions } from '../config/train-options.js';
+import { ConfigError } from '../runtime/errors.js';
 import type { SamplingGenerator } from '../models/types.js';
 import type { Rng } from '../runtime/random.js';
 import type { NamedTensor } from './checkpoint.js';
@@ -102,6 +103,36 @@ export interface FamilyTrainer {
   dispose(): void;
 }
 
+/**
+ * How to sample, where a family has a choice (diffusion: steps, η, guidance); unset fields keep the run's own.
+ * A family without such choices refuses any set field (a ConfigError naming the flag).
+ */
+export interface SamplerSettings {
+  readonly steps?: number | undefined;
+  readonly eta?: number | undefined;
+  readonly guidance?: number | undefined;
+}
+
+/** The flags of `SamplerSettings`, for errors. */
+export const SAMPLER_SETTING_FLAGS: Readonly<Record<keyof SamplerSettings, string>> = Object.freeze({
+  steps: '--sample-steps',
+  eta: '--eta',
+  guidance: '--guidance',
+});
+
+/** For families without sampler choices: a ConfigError when any setting is given. */
+export function refuseSamplerSettings(family: string, settings: SamplerSettings): void {
+  for (const [key, flag] of Object.entries(SAMPLER_SETTING_FLAGS)) {
+    const value = settings[key as keyof SamplerSettings];
+    if (value !== undefined) {
+      throw new ConfigError(`${flag} applies to diffusion models (ddpm); this run's generator is ${family}`, {
+        field: flag,
+        found: String(value),
+      });
+    }
+  }
+}
+
 /** Data facts a spec is resolved from. */
 export interface DataFacts {
   readonly channels: 1 | 3;
@@ -121,13 +152,17 @@ export interface GeneratorFamily<Spec extends BaseSpec = BaseSpec> {
   trainer(spec: Spec, options: TrainOptions): FamilyTrainer;
   /** Weight groups `sampler` needs: the EMA generator's, or the raw one's. */
   samplerGroups(ema: boolean): readonly string[];
-  /** A standalone sampling network from saved weights (`generate`, `evaluate`, `study`). */
+  /**
+   * A standalone sampling network from saved weights (`generate`, `evaluate`, `study`); `settings` override
+   * the run's sampling choices where the family has any.
+   */
   sampler(
     spec: Spec,
     saved: SavedGroups,
     ema: boolean,
     classNames: readonly string[],
     where: string,
+    settings?: SamplerSettings,
   ): SamplingGenerator;
 }
 

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import type { SamplingGenerator } from '../models/types.js';
 import { disposeWeightSets, findCheckpoint, loadCheckpoint } from './checkpoint.js';
 import { familyOfSpec } from './families/index.js';
-import type { BaseSpec } from './family.js';
+import type { BaseSpec, SamplerSettings } from './family.js';
 import { readRunOptions } from './loop.js';
 
 export interface RunInfo {
@@ -33,6 +33,8 @@ export interface LoadGeneratorOptions {
   readonly checkpoint?: string | undefined;
   /** Load G_ema (default true) or the raw G. */
   readonly ema?: boolean | undefined;
+  /** Sampling choices over the run's own (diffusion: steps, η, guidance); other families refuse them. */
+  readonly sampling?: SamplerSettings | undefined;
 }
 
 export async function loadGenerator(
@@ -51,7 +53,14 @@ export async function loadGenerator(
   const { classNames, classCounts } = ckpt.state;
   let generator: SamplingGenerator;
   try {
-    generator = family.sampler(spec, { weights: ckpt.weights, order: ckpt.order }, ema, classNames, ckpt.dir);
+    generator = family.sampler(
+      spec,
+      { weights: ckpt.weights, order: ckpt.order },
+      ema,
+      classNames,
+      ckpt.dir,
+      options.sampling ?? {},
+    );
   } finally {
     disposeWeightSets(ckpt.weights);
   }

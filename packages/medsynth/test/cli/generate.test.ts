@@ -109,9 +109,23 @@ describe('medsynth generate', () => {
       '--no-ema',
       '--batch-size',
       '2',
+      '--guidance',
+      '2.5',
+      '--sample-steps',
+      '10',
       '--json',
     ]);
-    assert.deepEqual(r.loads, [{ runDir: '/runs/r1', options: { checkpoint: 'step-0000042', ema: false } }]);
+    assert.deepEqual(r.loads, [
+      {
+        runDir: '/runs/r1',
+        options: {
+          checkpoint: 'step-0000042',
+          ema: false,
+          // Handed to the family's sampler, which range-checks them (or refuses them: GAN runs).
+          sampling: { steps: 10, eta: undefined, guidance: 2.5 },
+        },
+      },
+    ]);
     assert.ok(r.generators[0]!.disposed(), 'the generator is disposed');
     const lines = r.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
@@ -170,6 +184,8 @@ describe('medsynth generate', () => {
     { name: 'truncation 0', args: ['--per-class', '1', '--truncation', '0'], field: '--truncation' },
     { name: 'truncation text', args: ['--per-class', '1', '--truncation', 'x'], field: '--truncation' },
     { name: 'batch size 0', args: ['--per-class', '1', '--batch-size', '0'], field: '--batch-size' },
+    { name: 'guidance text', args: ['--per-class', '1', '--guidance', 'high'], field: '--guidance' },
+    { name: 'eta empty', args: ['--per-class', '1', '--eta', ''], field: '--eta' },
     {
       name: 'too few seeds',
       args: ['--per-class', '3', '--seeds', '0-4'],

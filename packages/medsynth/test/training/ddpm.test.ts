@@ -13,6 +13,7 @@ import { sampleImages } from '../../src/generate/sample.js';
 import { diffusionSampler } from '../../src/models/diffusion/sampler.js';
 import { buildUNet } from '../../src/models/diffusion/unet.js';
 import { selectBackend } from '../../src/runtime/backend.js';
+import { ConfigError } from '../../src/runtime/errors.js';
 import { Rng } from '../../src/runtime/random.js';
 import {
   assignWeights,
@@ -21,6 +22,7 @@ import {
   loadCheckpoint,
 } from '../../src/training/checkpoint.js';
 import { checkDdpmSpec, type DdpmSpec, ddpmSpecFor, DdpmTrainer } from '../../src/training/families/ddpm.js';
+import type { SamplerSettings } from '../../src/training/family.js';
 import { loadGenerator } from '../../src/training/load-run.js';
 import { trainGan } from '../../src/training/loop.js';
 import { sharedData } from '../helpers/shared-data.js';
@@ -192,4 +194,35 @@ test('--model ddpm over a GAN preset gets the diffusion defaults; explicit value
   const c = resolveTrainOptions({ ...base, model: 'cgan' });
   assert.equal(c.beta1, resolveTrainOptions(base).beta1);
   assert.equal(c.modeSeeking, 0.2);
+});
+
+test('sampling choices at load time: steps and guidance override the run; out of range and GAN runs refuse by flag', async () => {
+  const items = [3, 4].map((seed) => ({ seed, label: 1 }));
+  const own = await loadGenerator(runDir);
+  const other = await loadGenerator(runDir, { sampling: { steps: 3, guidance: 2 } });
+  try {
+    const a = await sampleImages(own.generator, items);
+    const b = await sampleImages(other.generator, items);
+    assert.ok(
+      a.data.some((v, i) => v !== b.data[i]),
+      '3 steps at guidance 2 gave the images of the run’s 5 steps at guidance 1',
+    );
+  } finally {
+    own.generator.dispose();
+    other.generator.dispose();
+  }
+  const refuses = async (sampling: SamplerSettings, dir: string, re: RegExp, flag: string) =>
+    assert.rejects(loadGenerator(dir, { sampling }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.match(e.message, re);
+      assert.equal(e.context.field, flag);
+      return true;
+    });
+  await refuses({ steps: 5000 }, runDir, /--sample-steps is out of range/, '--sample-steps');
+  await refuses({ eta: 1.5 }, runDir, /--eta is out of range/, '--eta');
+  await refuses({ guidance: -1 }, runDir, /--guidance is out of range/, '--guidance');
+  const gan = await trainGan(
+    resolveTrainOptions({ data: { source: PNEUMONIA }, preset: 'tiny', outDir: out, kimg: 0.032 }),
+  );
+  await refuses({ guidance: 2 }, gan.runDir, /--guidance applies to diffusion models.*cgan/, '--guidance');
 });

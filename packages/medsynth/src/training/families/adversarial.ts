@@ -31,6 +31,7 @@ import {
   alternatingStep,
   type DataFacts,
   GAN_DIVERGENCE,
+  refuseSamplerSettings,
   type FamilySnapshot,
   type FamilyTrainer,
   type GeneratorFamily,
@@ -229,7 +230,8 @@ function adversarialFamily(
     },
     trainer: (spec, options) => new AdversarialTrainer(spec, options),
     samplerGroups: (ema) => [ema ? 'G_ema' : 'G'],
-    sampler(spec, saved, ema, classNames, where) {
+    sampler(spec, saved, ema, classNames, where, settings = {}) {
+      refuseSamplerSettings(name, settings);
       const group = ema ? 'G_ema' : 'G';
       const weights = saved.weights[group];
       if (!weights)

@@ -21,7 +21,7 @@ import { diffusionSampler, type DiffusionSampling } from '../../models/diffusion
 import { cosineSchedule, type NoiseSchedule, qSample } from '../../models/diffusion/schedule.js';
 import { buildUNet, checkUNetSpec, type UNetSpec } from '../../models/diffusion/unet.js';
 import type { SamplingGenerator } from '../../models/types.js';
-import { CheckpointError } from '../../runtime/errors.js';
+import { CheckpointError, ConfigError } from '../../runtime/errors.js';
 import { Rng } from '../../runtime/random.js';
 import {
   assignOptimizer,
@@ -31,15 +31,17 @@ import {
   parseFamilyState,
 } from '../checkpoint.js';
 import { copyWeights, emaBeta, updateEma } from '../ema.js';
-import type {
-  BaseSpec,
-  DataFacts,
-  FamilySnapshot,
-  FamilyTrainer,
-  GeneratorFamily,
-  SavedGroups,
-  StepInput,
-  StepStats,
+import {
+  type BaseSpec,
+  type DataFacts,
+  type FamilySnapshot,
+  type FamilyTrainer,
+  type GeneratorFamily,
+  SAMPLER_SETTING_FLAGS,
+  type SamplerSettings,
+  type SavedGroups,
+  type StepInput,
+  type StepStats,
 } from '../family.js';
 
 /** Steps of the training noise schedule (T). */
@@ -272,6 +274,28 @@ export class DdpmTrainer implements FamilyTrainer {
   }
 }
 
+/** The run's sampling choices with `settings` laid over them (a ConfigError naming the flag when out of range). */
+export function samplingWith(spec: DdpmSpec, settings: SamplerSettings): DiffusionSampling {
+  const out = {
+    steps: settings.steps ?? spec.sampling.steps,
+    eta: settings.eta ?? spec.sampling.eta,
+    guidance: settings.guidance ?? spec.sampling.guidance,
+  };
+  const bad = (key: keyof SamplerSettings, expected: string) =>
+    new ConfigError(`${SAMPLER_SETTING_FLAGS[key]} is out of range`, {
+      field: SAMPLER_SETTING_FLAGS[key],
+      expected,
+      found: String(out[key]),
+    });
+  if (!Number.isInteger(out.steps) || out.steps < 1 || out.steps > spec.scheduleSteps)
+    throw bad('steps', `an integer in 1…${spec.scheduleSteps}`);
+  if (!(out.eta >= 0 && out.eta <= 1)) throw bad('eta', 'a number in [0, 1]');
+  if (!(out.guidance >= 0) || !Number.isFinite(out.guidance)) throw bad('guidance', 'a number ≥ 0');
+  // An unconditional model has nothing to guide toward.
+  if (spec.numClasses === 1) out.guidance = 1;
+  return out;
+}
+
 export const ddpmFamily: GeneratorFamily<DdpmSpec> = {
   name: 'ddpm',
   divergence: {
@@ -294,7 +318,8 @@ export const ddpmFamily: GeneratorFamily<DdpmSpec> = {
   },
   trainer: (spec, options) => new DdpmTrainer(spec, options),
   samplerGroups: (ema) => [ema ? 'G_ema' : 'G'],
-  sampler(spec, saved, ema, classNames, where) {
+  sampler(spec, saved, ema, classNames, where, settings = {}) {
+    const sampling = samplingWith(spec, settings);
     const group = ema ? 'G_ema' : 'G';
     const weights = saved.weights[group];
     if (!weights) throw new CheckpointError(`the checkpoint has no weight group "${group}"`, { file: where });
@@ -305,6 +330,6 @@ export const ddpmFamily: GeneratorFamily<DdpmSpec> = {
       net.dispose();
       throw e;
     }
-    return diffusionSampler(net, spec, spec.sampling, classNames, () => net.dispose());
+    return diffusionSampler(net, spec, sampling, classNames, () => net.dispose());
   },
 };

@@ -59,6 +59,8 @@ import {
   alternatingStep,
   type DataFacts,
   GAN_DIVERGENCE,
+  refuseSamplerSettings,
+  type SamplerSettings,
   type FamilySnapshot,
   type FamilyTrainer,
   type GeneratorFamily,
@@ -572,7 +574,9 @@ export const pgganFamily: GeneratorFamily<PgganSpec> = {
     ema: boolean,
     classNames: readonly string[],
     where: string,
+    settings: SamplerSettings = {},
   ): SamplingGenerator {
+    refuseSamplerSettings('pggan', settings);
     const group = ema ? 'G_ema' : 'G';
     const weights = saved.weights[group];
     if (!weights) throw new CheckpointError(`weight group "${group}" is missing`, { file: where });
