@@ -242,7 +242,11 @@ export function registerTrainCommand(program: Command): void {
       'ddpm: DDIM steps when sampling grids, generate and evaluate (default 25)',
       positiveInt('--sample-steps'),
     )
-    .option('--eta <η>', 'ddpm: DDIM η, 0 deterministic … 1 stochastic', nonNegativeNumber('--eta'))
+    .option(
+      '--eta <η>',
+      'ddpm: DDIM η, 0 deterministic … 1 stochastic (default 1)',
+      nonNegativeNumber('--eta'),
+    )
     .option(
       '--guidance <w>',
       'ddpm: classifier-free guidance scale (1 = conditional model alone; higher: truer to the class, less varied)',

@@ -95,9 +95,14 @@ export const TrainOptionsSchema = z
      * rest trains the full resolution. The phase boundaries are fractions of the budget (kimg or minutes).
      */
     growFraction: z.number().min(0).max(0.95).default(0.5),
-    /** ddpm: DDIM steps when sampling (grids, generate, evaluate), and η (0 deterministic, 1 stochastic). */
+    /**
+     * ddpm: DDIM steps when sampling (grids, generate, evaluate), and η (0 deterministic, 1 stochastic). η = 1
+     * by measurement: a 15-minute PneumoniaMNIST-28 model sampled with η = 0 left about half its images as
+     * noise textures (its low-noise predictions are not yet good enough for the deterministic path); with
+     * η = 1 every image was a chest X-ray.
+     */
     sampleSteps: z.number().int().min(1).max(1000).default(25),
-    eta: z.number().min(0).max(1).default(0),
+    eta: z.number().min(0).max(1).default(1),
     /** ddpm: classifier-free guidance scale at sampling (1 = the conditional model alone). */
     guidance: nonNegative.default(1),
     /** ddpm: probability that a training label is replaced by the null class (what guidance needs). */

@@ -74,6 +74,11 @@ export function oneTensor(inputs: tf.Tensor | tf.Tensor[], layer: string): tf.Te
   return x;
 }
 
+/** A layer's input shapes as a list (one shape for a one-input layer). */
+export function shapeList(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape[] {
+  return Array.isArray(inputShape[0]) ? (inputShape as tfl.Shape[]) : [inputShape as tfl.Shape];
+}
+
 /** The single input shape of a one-input layer. */
 export function oneShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
   if (Array.isArray(inputShape[0])) {

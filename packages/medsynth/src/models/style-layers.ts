@@ -35,7 +35,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { type EqualizedActivation, equalizedActivation, EQUALIZED_ACTIVATIONS } from './equalized.js';
-import { isTraining, LAYERS_PACKAGE, oneShape, oneTensor, subSeed } from './layers.js';
+import { isTraining, LAYERS_PACKAGE, oneShape, oneTensor, shapeList, subSeed } from './layers.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 type Kwargs = Parameters<tfl.layers.Layer['call']>[1];
@@ -47,10 +47,6 @@ export const DEMODULATION_EPSILON = 1e-8;
 
 /** β of the tracked mean w (StyleGAN2's `w_avg_beta`). */
 export const W_AVG_BETA = 0.995;
-
-function shapeList(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape[] {
-  return Array.isArray(inputShape[0]) ? (inputShape as tfl.Shape[]) : [inputShape as tfl.Shape];
-}
 
 function normalInit(seed: number | null) {
   return seed === null

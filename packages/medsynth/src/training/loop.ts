@@ -456,7 +456,7 @@ async function runTraining(
         unit: Number.isFinite(totalImages) ? 'images' : 's',
         stats: {
           kimg: nimg / 1000,
-          D: stats.dLoss,
+          [family.divergence.loss]: stats.dLoss,
           ...(acc.gLosses > 0 ? { G: acc.gLoss / acc.gLosses } : {}),
           'img/s': stepImages / Math.max(stepSeconds, 1e-9),
           ...(options.augment !== 'none' ? { p: augmentP() } : {}),

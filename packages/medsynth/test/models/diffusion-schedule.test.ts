@@ -45,10 +45,12 @@ test('cosine schedule of 10 steps equals NumPy', () => {
   assert.equal(t.betas[999], 0.999);
 });
 
-test('sampling steps: trailing spacing from T − 1, descending', () => {
-  assert.deepEqual(samplingSteps(1000, 4), [999, 749, 499, 249]);
+test('sampling steps: leading spacing ⌊k·T/S⌋, descending to 0', () => {
+  assert.deepEqual(samplingSteps(1000, 4), [750, 500, 250, 0]);
+  assert.deepEqual(samplingSteps(1000, 25).slice(0, 3), [960, 920, 880]);
+  assert.equal(samplingSteps(1000, 25).at(-1), 0);
   assert.deepEqual(samplingSteps(10, 10), [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
-  assert.deepEqual(samplingSteps(1000, 1), [999]);
+  assert.deepEqual(samplingSteps(1000, 3), [666, 333, 0]);
   assert.throws(() => samplingSteps(10, 11), /1…10/);
   assert.throws(() => samplingSteps(10, 0), /1…10/);
 });

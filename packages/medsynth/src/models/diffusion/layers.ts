@@ -35,7 +35,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { LAYERS_PACKAGE, oneShape, oneTensor } from '../layers.js';
+import { LAYERS_PACKAGE, oneShape, oneTensor, shapeList } from '../layers.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 type LayerVariable = tfl.LayerVariable;
@@ -46,10 +46,6 @@ export const GROUP_NORM_EPSILON = 1e-5;
 
 /** The base of the sinusoidal timestep frequencies (DDPM, Transformer). */
 export const TIMESTEP_MAX_PERIOD = 10000;
-
-function shapeList(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape[] {
-  return Array.isArray(inputShape[0]) ? (inputShape as tfl.Shape[]) : [inputShape as tfl.Shape];
-}
 
 /**
  * The sinusoidal embedding of timesteps t `[N, 1]`: `[N, dim]` = [sin(t·f_i) | cos(t·f_i)], i = 0..dim/2−1,
