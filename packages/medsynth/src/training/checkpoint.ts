@@ -93,6 +93,38 @@ const CheckpointFileSchema = z
 
 type CheckpointFile = z.output<typeof CheckpointFileSchema>;
 
+/** Adam's β-power accumulators, which `getWeights`/`setWeights` do not round-trip exactly. */
+interface AdamInternals {
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+}
+
+/** An Adam optimizer's β-power accumulators [β1^t, β2^t] (saved beside its weights for a bit-exact resume). */
+export function adamBetaPowers(opt: tf.AdamOptimizer): [number, number] {
+  const a = opt as unknown as AdamInternals;
+  return [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!];
+}
+
+/** Restores what `adamBetaPowers` read. */
+export function setAdamBetaPowers(opt: tf.AdamOptimizer, powers: readonly number[]): void {
+  const a = opt as unknown as AdamInternals;
+  tf.tidy(() => {
+    a.accBeta1.assign(tf.scalar(powers[0]!));
+    a.accBeta2.assign(tf.scalar(powers[1]!));
+  });
+}
+
+/** A weight group of a loaded checkpoint, or a CheckpointError naming it. */
+export function savedGroup(
+  weights: Readonly<Record<string, tf.NamedTensorMap>>,
+  name: string,
+  where: string,
+): tf.NamedTensorMap {
+  const g = weights[name];
+  if (!g) throw new CheckpointError(`the checkpoint has no weight group "${name}"`, { file: where });
+  return g;
+}
+
 /** Adam's β-power accumulators of G's and D's optimizers, as families keep them in their state. */
 export const adamPowersSchema = z.object({
   g: z.tuple([z.number(), z.number()]),
@@ -125,6 +157,11 @@ export type WeightSets = Readonly<Record<string, readonly NamedTensor[]>>;
 
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(7, '0')}`;
+}
+
+/** A model's trainable variables, in its weight order (what its optimizer updates). */
+export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => w.read() as tf.Variable);
 }
 
 /** A model's weights by their stable names (layer name / weight name). */

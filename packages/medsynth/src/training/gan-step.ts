@@ -28,6 +28,7 @@ import {
 } from '../models/registry.js';
 import { ConditionScale } from '../models/layers.js';
 import type { Rng } from '../runtime/random.js';
+import { adamBetaPowers, setAdamBetaPowers, trainableVariables } from './checkpoint.js';
 import { copyWeights, emaBeta, updateEma } from './ema.js';
 import type { CriticUpdate } from './family.js';
 
@@ -61,16 +62,6 @@ export interface StepRandomness {
   readonly z: Rng;
   /** Augmentation parameters. */
   readonly augment: Rng;
-}
-
-/** Adam's β-power accumulators, which `getWeights`/`setWeights` do not round-trip exactly. */
-interface AdamInternals {
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-}
-
-function variablesOf(model: tfl.LayersModel): tf.Variable[] {
-  return model.trainableWeights.map((w) => w.read() as tf.Variable);
 }
 
 /** What a critic update needs from its family. */
@@ -198,8 +189,8 @@ export class GanTrainer {
     copyWeights(this.gEma, this.net.G);
     this.gOpt = tf.train.adam(options.gLr, options.beta1, options.beta2, ADAM_EPSILON);
     this.dOpt = tf.train.adam(options.dLr, options.beta1, options.beta2, ADAM_EPSILON);
-    this.gVars = variablesOf(this.net.G);
-    this.dVars = variablesOf(this.net.D);
+    this.gVars = trainableVariables(this.net.G);
+    this.dVars = trainableVariables(this.net.D);
     this.#policy = augmentPolicy(options.augmentOps);
     this.#scales = [this.net.G, this.net.D, this.gEma].flatMap((m) =>
       m.layers.filter((l): l is ConditionScale => l instanceof ConditionScale),
@@ -341,23 +332,12 @@ export class GanTrainer {
 
   /** Adam's β-power accumulators of both optimizers, to restore after `setWeights` (bit-exact resume). */
   adamBetaPowers(): { g: [number, number]; d: [number, number] } {
-    const read = (opt: tf.AdamOptimizer): [number, number] => {
-      const a = opt as unknown as AdamInternals;
-      return [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!];
-    };
-    return { g: read(this.gOpt), d: read(this.dOpt) };
+    return { g: adamBetaPowers(this.gOpt), d: adamBetaPowers(this.dOpt) };
   }
 
   setAdamBetaPowers(p: { g: readonly number[]; d: readonly number[] }): void {
-    const write = (opt: tf.AdamOptimizer, v: readonly number[]) => {
-      const a = opt as unknown as AdamInternals;
-      tf.tidy(() => {
-        a.accBeta1.assign(tf.scalar(v[0]!));
-        a.accBeta2.assign(tf.scalar(v[1]!));
-      });
-    };
-    write(this.gOpt, p.g);
-    write(this.dOpt, p.d);
+    setAdamBetaPowers(this.gOpt, p.g);
+    setAdamBetaPowers(this.dOpt, p.d);
   }
 
   dispose(): void {

@@ -26,6 +26,7 @@ import {
   namedWeights,
   optimizerWeights,
   parseFamilyState,
+  savedGroup,
 } from '../checkpoint.js';
 import {
   alternatingStep,
@@ -153,11 +154,7 @@ class AdversarialTrainer implements FamilyTrainer {
   async restore(saved: SavedGroups, state: unknown, where: string): Promise<void> {
     const s = parseFamilyState(adversarialStateSchema, state, where);
     const t = this.#t;
-    const group = (name: string) => {
-      const g = saved.weights[name];
-      if (!g) throw new CheckpointError(`the checkpoint has no weight group "${name}"`, { file: where });
-      return g;
-    };
+    const group = (name: string) => savedGroup(saved.weights, name, where);
     assignWeights(t.net.G, group('G'), where);
     assignWeights(t.net.D, group('D'), where);
     assignWeights(t.gEma, group('G_ema'), where);
@@ -232,10 +229,7 @@ function adversarialFamily(
     samplerGroups: (ema) => [ema ? 'G_ema' : 'G'],
     sampler(spec, saved, ema, classNames, where, settings = {}) {
       refuseSamplerSettings(name, settings);
-      const group = ema ? 'G_ema' : 'G';
-      const weights = saved.weights[group];
-      if (!weights)
-        throw new CheckpointError(`the checkpoint has no weight group "${group}"`, { file: where });
+      const weights = savedGroup(saved.weights, ema ? 'G_ema' : 'G', where);
       const G = buildGenerator(spec);
       try {
         assignWeights(G, weights, where);

@@ -24,11 +24,15 @@ import type { SamplingGenerator } from '../../models/types.js';
 import { CheckpointError, ConfigError } from '../../runtime/errors.js';
 import { Rng } from '../../runtime/random.js';
 import {
+  adamBetaPowers,
   assignOptimizer,
   assignWeights,
   namedWeights,
   optimizerWeights,
   parseFamilyState,
+  savedGroup,
+  setAdamBetaPowers,
+  trainableVariables,
 } from '../checkpoint.js';
 import { copyWeights, emaBeta, updateEma } from '../ema.js';
 import {
@@ -155,12 +159,6 @@ const stateSchema = z.object({
   adam: z.tuple([z.number(), z.number()]),
 });
 
-/** Adam's β-power accumulators, which getWeights/setWeights do not round-trip exactly. */
-interface AdamInternals {
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-}
-
 export class DdpmTrainer implements FamilyTrainer {
   readonly spec: DdpmSpec;
   readonly net: tfl.LayersModel;
@@ -178,7 +176,7 @@ export class DdpmTrainer implements FamilyTrainer {
     this.ema = buildUNet(this.spec.unet);
     copyWeights(this.ema, this.net);
     this.#opt = tf.train.adam(options.gLr, options.beta1, options.beta2, ADAM_EPSILON);
-    this.#vars = this.net.trainableWeights.map((w) => w.read() as tf.Variable);
+    this.#vars = trainableVariables(this.net);
     this.#schedule = cosineSchedule(this.spec.scheduleSteps);
   }
 
@@ -235,10 +233,9 @@ export class DdpmTrainer implements FamilyTrainer {
       this.#opt,
       this.net.trainableWeights.map((w) => w.originalName),
     );
-    const a = this.#opt as unknown as AdamInternals;
     const state = {
       updates: this.#updates,
-      adam: [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!],
+      adam: adamBetaPowers(this.#opt),
     } satisfies z.input<typeof stateSchema>;
     return {
       groups: { G: namedWeights(this.net), G_ema: namedWeights(this.ema), gOpt },
@@ -251,19 +248,11 @@ export class DdpmTrainer implements FamilyTrainer {
 
   async restore(saved: SavedGroups, state: unknown, where: string): Promise<void> {
     const s = parseFamilyState(stateSchema, state, where);
-    const group = (name: string) => {
-      const g = saved.weights[name];
-      if (!g) throw new CheckpointError(`the checkpoint has no weight group "${name}"`, { file: where });
-      return g;
-    };
+    const group = (name: string) => savedGroup(saved.weights, name, where);
     assignWeights(this.net, group('G'), where);
     assignWeights(this.ema, group('G_ema'), where);
     await assignOptimizer(this.#opt, group('gOpt'), saved.order['gOpt'] ?? [], where);
-    const a = this.#opt as unknown as AdamInternals;
-    tf.tidy(() => {
-      a.accBeta1.assign(tf.scalar(s.adam[0]));
-      a.accBeta2.assign(tf.scalar(s.adam[1]));
-    });
+    setAdamBetaPowers(this.#opt, s.adam);
     this.#updates = s.updates;
   }
 
@@ -320,9 +309,7 @@ export const ddpmFamily: GeneratorFamily<DdpmSpec> = {
   samplerGroups: (ema) => [ema ? 'G_ema' : 'G'],
   sampler(spec, saved, ema, classNames, where, settings = {}) {
     const sampling = samplingWith(spec, settings);
-    const group = ema ? 'G_ema' : 'G';
-    const weights = saved.weights[group];
-    if (!weights) throw new CheckpointError(`the checkpoint has no weight group "${group}"`, { file: where });
+    const weights = savedGroup(saved.weights, ema ? 'G_ema' : 'G', where);
     const net = buildUNet(spec.unet);
     try {
       assignWeights(net, weights, where);

@@ -47,12 +47,16 @@ import type { SamplingGenerator } from '../../models/types.js';
 import { CheckpointError } from '../../runtime/errors.js';
 import { Rng } from '../../runtime/random.js';
 import {
+  adamBetaPowers,
   adamPowersSchema,
   assignOptimizer,
   assignWeights,
   type NamedTensor,
   optimizerWeights,
   parseFamilyState,
+  savedGroup,
+  setAdamBetaPowers,
+  trainableVariables,
 } from '../checkpoint.js';
 import { emaBeta, updateEma } from '../ema.js';
 import {
@@ -115,12 +119,6 @@ export function laterPhase(current: PgganPhase, next: PgganPhase): PgganPhase {
 // ---------------------------------------------------------------------------------------------------------
 // Trainer
 
-/** Adam's β-power accumulators, which `getWeights`/`setWeights` do not round-trip exactly. */
-interface AdamInternals {
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-}
-
 /** The JSON state of a pggan checkpoint. */
 export interface PgganState {
   readonly phaseIndex: number;
@@ -137,10 +135,6 @@ export interface PgganState {
 interface Randomness {
   readonly z: Rng;
   readonly augment: Rng;
-}
-
-function variablesOf(model: PgganNetwork['levels'][number]): tf.Variable[] {
-  return model.trainableWeights.map((w) => w.read() as tf.Variable);
 }
 
 function weightNames(model: PgganNetwork['levels'][number]): string[] {
@@ -206,8 +200,8 @@ export class PgganTrainer implements FamilyTrainer {
     const o = this.#options;
     this.#gOpt = tf.train.adam(o.gLr, o.beta1, o.beta2, ADAM_EPSILON);
     this.#dOpt = tf.train.adam(o.dLr, o.beta1, o.beta2, ADAM_EPSILON);
-    this.#gVars = variablesOf(this.G.levels[level]!);
-    this.#dVars = variablesOf(this.D.levels[level]!);
+    this.#gVars = trainableVariables(this.G.levels[level]!);
+    this.#dVars = trainableVariables(this.D.levels[level]!);
     this.#level = level;
   }
 
@@ -333,23 +327,12 @@ export class PgganTrainer implements FamilyTrainer {
 
   /** Adam's β-power accumulators of the current optimizers. */
   adamBetaPowers(): { g: [number, number]; d: [number, number] } {
-    const read = (opt: tf.AdamOptimizer): [number, number] => {
-      const a = opt as unknown as AdamInternals;
-      return [a.accBeta1.dataSync()[0]!, a.accBeta2.dataSync()[0]!];
-    };
-    return { g: read(this.#gOpt!), d: read(this.#dOpt!) };
+    return { g: adamBetaPowers(this.#gOpt!), d: adamBetaPowers(this.#dOpt!) };
   }
 
   #setAdamBetaPowers(p: { g: readonly number[]; d: readonly number[] }): void {
-    const write = (opt: tf.AdamOptimizer, v: readonly number[]) => {
-      const a = opt as unknown as AdamInternals;
-      tf.tidy(() => {
-        a.accBeta1.assign(tf.scalar(v[0]!));
-        a.accBeta2.assign(tf.scalar(v[1]!));
-      });
-    };
-    write(this.#gOpt!, p.g);
-    write(this.#dOpt!, p.d);
+    setAdamBetaPowers(this.#gOpt!, p.g);
+    setAdamBetaPowers(this.#dOpt!, p.d);
   }
 
   async checkpoint(): Promise<FamilySnapshot> {
@@ -390,11 +373,7 @@ export class PgganTrainer implements FamilyTrainer {
 
   async restore(saved: SavedGroups, state: unknown, where: string): Promise<void> {
     const s = parseState(state, this.#levels, where);
-    const group = (name: string) => {
-      const g = saved.weights[name];
-      if (!g) throw new CheckpointError(`weight group "${name}" is missing`, { file: where });
-      return g;
-    };
+    const group = (name: string) => savedGroup(saved.weights, name, where);
     const pairs: [PgganNetwork, string][] = [
       [this.G, 'G'],
       [this.D, 'D'],
@@ -577,9 +556,7 @@ export const pgganFamily: GeneratorFamily<PgganSpec> = {
     settings: SamplerSettings = {},
   ): SamplingGenerator {
     refuseSamplerSettings('pggan', settings);
-    const group = ema ? 'G_ema' : 'G';
-    const weights = saved.weights[group];
-    if (!weights) throw new CheckpointError(`weight group "${group}" is missing`, { file: where });
+    const weights = savedGroup(saved.weights, ema ? 'G_ema' : 'G', where);
     const net = buildPgganGenerator(spec);
     try {
       const position = savedPosition(weights, pgganPlan(spec).sides.length, where);
