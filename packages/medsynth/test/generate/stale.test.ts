@@ -59,8 +59,11 @@ async function write(out: string, n: number, overwrite = false) {
   }
 }
 
-/** Starts stale-child.ts writing `out`, waits for its first batch, kills it with SIGKILL. */
-async function killMidway(out: string): Promise<number> {
+/**
+ * Starts stale-child.ts writing `out`, waits for its first batch and then until `ready()` (what the test
+ * wants to find on disk: `tick` means a batch was generated, not yet written), kills it with SIGKILL.
+ */
+async function killMidway(out: string, ready: () => Promise<boolean> = async () => true): Promise<number> {
   const p = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', child, out], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -68,8 +71,16 @@ async function killMidway(out: string): Promise<number> {
   p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
     await new Promise<void>((resolve, reject) => {
+      let polling = false;
       p.stdout.on('data', (d: Buffer) => {
-        if (d.toString().includes('tick')) resolve();
+        if (polling || !d.toString().includes('tick')) return;
+        polling = true;
+        const poll = async () => {
+          if (p.exitCode !== null) return;
+          if (await ready()) resolve();
+          else setTimeout(() => void poll().catch(reject), 20);
+        };
+        void poll().catch(reject);
       });
       p.once('exit', (code) => reject(new Error(`the child exited (${code}) before writing: ${stderr}`)));
     });
@@ -95,7 +106,13 @@ describe('leftovers of killed runs', () => {
   test('kill -9 during a folder set: the next run removes the staging folder and writes a complete set', async () => {
     const dir = await tmp();
     const out = join(dir, 'set');
-    const pid = await killMidway(out);
+    // Killed once the first class folder exists in the staging folder (images are being written).
+    const pid = await killMidway(out, async () => {
+      const [staging] = await hidden(dir);
+      return (
+        staging !== undefined && (await readdir(join(dir, staging)).catch((): string[] => [])).includes('a')
+      );
+    });
     const [staging, ...more] = await hidden(dir);
     assert.ok(staging !== undefined && /^\.set\.tmp-[0-9a-f]{8}$/.test(staging), `staging left: ${staging}`);
     assert.deepEqual(more, []);
