@@ -1,9 +1,11 @@
 /**
  * Speed of the diffusion family (`--model ddpm`): training img/s of the denoising step and sampled img/s with
- * DDIM, per image size, on the backend medsynth selects (libtorch when it loads). One JSON line per size, plus
- * a `tf.profile` kernel table of one training step with `--profile`.
+ * DDIM, per image size, on the backend medsynth selects (libtorch when it loads); the time of one denoiser
+ * forward pass at the sampling batch (one DDIM step) and the network's convolution MFLOP per image. One JSON
+ * line per size, plus `tf.profile` kernel tables of one training step and one sampling forward pass with
+ * `--profile`.
  *
- *   npm run bench bench/diffusion.ts -- [--sizes 28,64] [--channels 1] [--width 32] [--batch 32] [--steps 5]
+ *   npm run bench bench/diffusion.ts -- [--sizes 28,64] [--channels 1] [--width 16] [--mults 1,2,4] [--batch 32] [--steps 5]
  *     [--sample-steps 25] [--sample-batch 64] [--guidance 1] [--classes 2] [--profile]
  *
  * Inputs are random images (speed does not depend on the data); the trainer is the family's own
@@ -24,7 +26,8 @@ const { values: f } = parseArgs({
   options: {
     sizes: { type: 'string', default: '28,64' },
     channels: { type: 'string', default: '1' },
-    width: { type: 'string', default: '32' },
+    width: { type: 'string', default: '16' },
+    mults: { type: 'string' },
     batch: { type: 'string', default: '32' },
     steps: { type: 'string', default: '5' },
     'sample-steps': { type: 'string', default: '25' },
@@ -51,6 +54,8 @@ if (channels !== 1 && channels !== 3) {
   process.exit(2);
 }
 const width = int('width', f.width, 2);
+// Without --mults each size gets the family's default levels (unetLevels).
+const mults = f.mults === undefined ? null : f.mults.split(',').map((m) => int('mults', m, 1));
 const batch = int('batch', f.batch, 1);
 const steps = int('steps', f.steps, 1);
 const sampleSteps = int('sample-steps', f['sample-steps'], 1);
@@ -60,6 +65,42 @@ const guidance = Number(f.guidance);
 
 const backend = (await selectBackend()).backend;
 
+type KernelTable = { kernels: number; kernelMs: number; top: [string, number, number][] };
+
+/** Kernel time by kernel name for one call of `fn` (customGrad scopes also count their inner kernels). */
+async function kernelTable(fn: () => void): Promise<KernelTable> {
+  const p = await tf.profile(fn);
+  const by = new Map<string, { ms: number; n: number }>();
+  for (const k of p.kernels) {
+    const e = by.get(k.name) ?? { ms: 0, n: 0 };
+    e.ms += Number(k.kernelTimeMs) || 0;
+    e.n++;
+    by.set(k.name, e);
+  }
+  return {
+    kernels: p.kernels.length,
+    kernelMs: Math.round([...by.values()].reduce((a, b) => a + b.ms, 0)),
+    top: [...by.entries()]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .slice(0, 12)
+      .map(([k, v]) => [k, Math.round(v.ms), v.n]),
+  };
+}
+
+/** Multiply-adds ×2 of every convolution of one image's forward pass (H_out·W_out·k·k·C_in·C_out·2). */
+function convFlops(net: {
+  layers: { getClassName(): string; outputShape: unknown; getWeights(): tf.Tensor[] }[];
+}): number {
+  let flops = 0;
+  for (const layer of net.layers) {
+    if (layer.getClassName() !== 'Conv2D') continue;
+    const out = layer.outputShape as number[];
+    const [kh, kw, cin, cout] = layer.getWeights()[0]!.shape;
+    flops += 2 * out[1]! * out[2]! * kh! * kw! * cin! * cout!;
+  }
+  return flops;
+}
+
 for (const size of sizes) {
   const options = resolveTrainOptions({
     data: { source: 'bench' },
@@ -67,6 +108,7 @@ for (const size of sizes) {
     kimg: 1,
     size,
     gWidth: width,
+    unetMults: mults,
     batchSize: batch,
     sampleSteps,
     guidance,
@@ -100,28 +142,29 @@ for (const size of sizes) {
   await sampleImages(sampler, items);
   const sampleSeconds = (performance.now() - s0) / 1000;
 
-  let profile: { kernels: number; kernelMs: number; top: [string, number, number][] } | undefined;
-  if (f.profile) {
-    const p = await tf.profile(() => {
-      step();
+  // One denoiser forward pass at the sampling batch (what each DDIM step runs), timed and profiled.
+  const x = tf.randomNormal([sampleBatch, size, size, channels]) as tf.Tensor4D;
+  const t = tf.fill([sampleBatch, 1], 500) as tf.Tensor2D;
+  const y = tf.tensor1d(
+    Int32Array.from({ length: sampleBatch }, (_, i) => i % classes),
+    'int32',
+  );
+  const forward = () =>
+    tf.tidy(() => {
+      (trainer.net.apply([x, t, y], { training: false }) as tf.Tensor).dataSync();
     });
-    const by = new Map<string, { ms: number; n: number }>();
-    for (const k of p.kernels) {
-      const e = by.get(k.name) ?? { ms: 0, n: 0 };
-      e.ms += Number(k.kernelTimeMs) || 0;
-      e.n++;
-      by.set(k.name, e);
-    }
-    profile = {
-      kernels: p.kernels.length,
-      kernelMs: Math.round([...by.values()].reduce((a, b) => a + b.ms, 0)),
-      top: [...by.entries()]
-        .sort((a, b) => b[1].ms - a[1].ms)
-        .slice(0, 12)
-        .map(([k, v]) => [k, Math.round(v.ms), v.n]),
-    };
+  forward();
+  const f0 = performance.now();
+  for (let i = 0; i < 3; i++) forward();
+  const forwardMs = (performance.now() - f0) / 3;
+
+  let profile: { train: KernelTable; sampleForward: KernelTable } | undefined;
+  if (f.profile) {
+    profile = { train: await kernelTable(step), sampleForward: await kernelTable(forward) };
   }
+  tf.dispose([x, t, y]);
   const params = trainer.net.countParams();
+  const mflop = Math.round(convFlops(trainer.net) / 1e5) / 10;
   trainer.dispose();
   console.log(
     JSON.stringify({
@@ -130,6 +173,7 @@ for (const size of sizes) {
       size,
       channels,
       width,
+      mults: spec.unet.mults,
       params,
       batch,
       stepMs: Math.round(stepMs),
@@ -139,6 +183,8 @@ for (const size of sizes) {
       guidance,
       sampleBatch,
       sampledImagesPerSecond: Math.round((sampleBatch / sampleSeconds) * 10) / 10,
+      forwardMs: Math.round(forwardMs),
+      convMflopPerImage: mflop,
       ...(profile ? { profile } : {}),
     }),
   );

@@ -56,6 +56,7 @@ interface TrainFlags extends DataFlags {
   guidance?: number;
   condDropout?: number;
   attention?: boolean;
+  unetMults?: number[];
   zDim?: number;
   gWidth?: number;
   dWidth?: number;
@@ -65,6 +66,16 @@ interface TrainFlags extends DataFlags {
   name?: string;
   dryRun?: boolean;
   json?: boolean;
+}
+
+function parseMults(v: string): number[] {
+  const parts = v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
+  if (parts.length < 1 || parts.length > 6 || parts.some((x) => !Number.isInteger(x) || x < 1 || x > 16)) {
+    throw new InvalidArgumentError(
+      `expected 1–6 comma-separated integers from 1 to 16 (one per level, e.g. 1,2,4), got "${v}"`,
+    );
+  }
+  return parts;
 }
 
 function parseCondRamp(v: string): [number, number] | null {
@@ -145,6 +156,7 @@ export function trainInputFromFlags(f: TrainFlags): TrainOptionsInput {
     'eta',
     'guidance',
     'condDropout',
+    'unetMults',
     'zDim',
     'gWidth',
     'dWidth',
@@ -258,6 +270,11 @@ export function registerTrainCommand(program: Command): void {
       nonNegativeNumber('--cond-dropout'),
     )
     .option('--no-attention', "ddpm: no self-attention at the U-Net's lowest resolution")
+    .option(
+      '--unet-mults <m,…>',
+      'ddpm: channel multiplier per U-Net level (width·m channels at each halving; default by size, 1,2,4 at 28 px)',
+      parseMults,
+    )
     .option('--z-dim <n>', 'latent size', positiveInt('--z-dim'))
     .option('--g-width <n>', 'generator base width', positiveInt('--g-width'))
     .option('--d-width <n>', 'discriminator base width', positiveInt('--d-width'))

@@ -235,6 +235,12 @@ function generatorFacts(data: StudyReportData): string {
   }
   if (g.checkpoint !== undefined) parts.push(`checkpoint ${g.checkpoint}`);
   if (g.truncation !== undefined) parts.push(`truncation ψ ${g.truncation}`);
+  const pool = data.summary.pool;
+  if (pool && pool.seconds > 0)
+    parts.push(
+      `synthetic pool of ${pool.images} images sampled in ${duration(pool.seconds)} ` +
+        `(${stat(pool.images / pool.seconds)} images/s)`,
+    );
   return parts.join(' · ');
 }
 

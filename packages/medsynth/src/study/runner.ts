@@ -45,7 +45,7 @@ import { resolveStudyClassifiers, type StudyClassifier } from './classifiers.js'
 import { composeTrainingSet, syntheticDemand, type Condition } from './conditions.js';
 import { resolveStudyConfig, studyConditions, type StudyConfig } from './config.js';
 import { jobId, STORE_FILE, StudyStore, type JobRow } from './store.js';
-import { summariseStudy, writeResults, type StudySummary } from './summary.js';
+import { type PoolTiming, summariseStudy, writeResults, type StudySummary } from './summary.js';
 
 export const STUDY_FILE = 'study.json';
 const STUDY_FORMAT = 'medsynth-study';
@@ -201,7 +201,7 @@ async function generatorRun(dir: string, config: StudyConfig, control: RunContro
   const options = resolveTrainOptions({
     ...train,
     // Without a named preset, the one made for the study's image size (ADA and R1 from 64 px up).
-    preset: train.preset ?? trainPresetForSize(config.size),
+    preset: train.preset ?? trainPresetForSize(config.size, train.model),
     data: config.data,
     size: config.size,
     channels: config.channels,
@@ -232,9 +232,12 @@ function checkGenerator(
       found: `${g.channels} channel(s) (use --channels auto or ${g.channels} with this generator)`,
     });
   if (!g.conditional)
-    throw new StudyError('the study needs a class-conditional generator (cgan or acgan) for per-class sets', {
-      file: run,
-    });
+    throw new StudyError(
+      'the study needs a class-conditional generator (one trained on labelled data) for per-class sets',
+      {
+        file: run,
+      },
+    );
   if (g.classNames.join('\u0000') !== real.join('\u0000'))
     throw new StudyError("the generator's classes are not the dataset's", {
       file: run,
@@ -327,6 +330,7 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
     store.setMeta('generatorRun', runDir);
     const { generator, run } = await loadGenerator(runDir, { checkpoint: config.generator.checkpoint });
     let pool: LabelledSet & { labels: Int32Array };
+    let poolTiming: PoolTiming;
     let real: RealData;
     try {
       checkGenerator(generator, classNames, config, runDir); // before minutes of loading
@@ -343,13 +347,16 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
         phase: 'synthetic pool',
         detail: `${demand.reduce((a, b) => a + b, 0)} images (${demand.join(' / ')})`,
       });
+      const sampling = performance.now();
       const made = await generateFromRun(generator, demand, config.generator.truncation, control);
       pool = { images: made.images, labels: made.labels ?? new Int32Array(0) };
+      poolTiming = { images: made.images.count, seconds: (performance.now() - sampling) / 1000 };
       store.setMeta('generator', {
         run: runDir,
         checkpoint: run.checkpoint ?? null,
         truncation: config.generator.truncation ?? 1,
         pool: demand,
+        poolSeconds: poolTiming.seconds,
       });
     } finally {
       generator.dispose();
@@ -436,7 +443,7 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
       }
     }
     onProgress?.({ type: 'tick', phase: 'jobs', done: jobs.length, total: jobs.length, unit: 'jobs' });
-    const summary = summariseStudy(config, real.classNames, real.test.labels, store.jobs());
+    const summary = summariseStudy(config, real.classNames, real.test.labels, store.jobs(), poolTiming);
     await writeResults(dir, summary);
     return { dir, jobs: jobs.length, ran, seconds: (performance.now() - started) / 1000, summary };
   } finally {

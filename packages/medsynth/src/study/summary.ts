@@ -7,6 +7,7 @@
  *
  * Written as `results.json` (everything) and `results.csv` (one line per job).
  */
+import { stringify } from 'csv-stringify/sync';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../runtime/fs.js';
 import { holmAdjust, mcnemar, mcnemarFromCounts, pairedTTest, summarise } from '../classify/statistics.js';
@@ -89,6 +90,16 @@ export interface StudySummary {
   readonly cells: readonly CellSummary[];
   readonly verdicts: readonly Verdict[];
   readonly jobs: readonly JobLine[];
+  /**
+   * The synthetic pool the jobs drew from: its size and the seconds its sampling took (the last time it was
+   * made: a resumed study samples it again). Absent in results written before it was recorded.
+   */
+  readonly pool?: PoolTiming | undefined;
+}
+
+export interface PoolTiming {
+  readonly images: number;
+  readonly seconds: number;
 }
 
 type Metrics = {
@@ -275,6 +286,7 @@ export function summariseStudy(
   classNames: readonly string[],
   testLabels: Int32Array,
   rows: readonly JobRow[],
+  pool?: PoolTiming,
 ): StudySummary {
   const k = classNames.length;
   const configured = studyConditions(config).map((c) => c.name);
@@ -335,16 +347,11 @@ export function summariseStudy(
         seconds: r.seconds,
       };
     }),
+    ...(pool ? { pool } : {}),
   };
 }
 
-function csvCell(v: string | number | null): string {
-  if (v === null) return '';
-  const s = String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-/** `results.csv`: one line per job. */
+/** `results.csv`: one line per job (empty cells for metrics that do not apply, RFC 4180 quoting). */
 export function resultsCsv(summary: StudySummary): string {
   const header = [
     'condition',
@@ -356,21 +363,17 @@ export function resultsCsv(summary: StudySummary): string {
     ...summary.classNames.map((n) => `f1_${n}`),
     'seconds',
   ];
-  const lines = summary.jobs.map((j) =>
-    [
-      j.condition,
-      j.classifier,
-      j.seed,
-      j.trainReal,
-      j.trainSynthetic,
-      ...HEADLINE_METRICS.map((m) => j.values[m]),
-      ...j.perClassF1,
-      Number(j.seconds.toFixed(3)),
-    ]
-      .map(csvCell)
-      .join(','),
-  );
-  return `${[header.map(csvCell).join(','), ...lines].join('\n')}\n`;
+  const rows = summary.jobs.map((j) => [
+    j.condition,
+    j.classifier,
+    j.seed,
+    j.trainReal,
+    j.trainSynthetic,
+    ...HEADLINE_METRICS.map((m) => j.values[m]),
+    ...j.perClassF1,
+    Number(j.seconds.toFixed(3)),
+  ]);
+  return stringify([header, ...rows], { record_delimiter: 'unix' });
 }
 
 export async function writeResults(dir: string, summary: StudySummary): Promise<void> {

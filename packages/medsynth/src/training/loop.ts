@@ -141,6 +141,7 @@ function realGrid(real: RealSet, perClass: number): RawImage {
 /** Starts a new run: loads the train split, creates the run directory and trains. */
 export async function trainGan(options: TrainOptions, control: RunControl = {}): Promise<TrainResult> {
   const real = await loadRealSet(options.data, options.size, options.channels, control);
+  ganSpecFor(options, real); // options the family cannot build fail here, before the run directory exists
   const name = options.name ?? `${options.model}-${dataName(options.data.source)}-${options.size}`;
   const runDir = await createRunDir(options.outDir, name);
   await writeFileAtomic(join(runDir, 'options.json'), `${JSON.stringify(options, null, 2)}\n`);

@@ -31,13 +31,25 @@ describe('resolveTrainOptions', () => {
 
   test('each image size maps to a preset made for that size', () => {
     // 32 px shares the 28-px preset (same network depth); from 64 px up, ADA + R1 presets of that size.
-    assert.deepEqual([28, 32, 64, 128].map(trainPresetForSize), [
-      'medmnist-28',
-      'medmnist-28',
-      'small-64',
-      'small-128',
-    ]);
+    assert.deepEqual(
+      [28, 32, 64, 128].map((s) => trainPresetForSize(s)),
+      ['medmnist-28', 'medmnist-28', 'small-64', 'small-128'],
+    );
     for (const size of [64, 128]) assert.equal(TRAIN_PRESETS[trainPresetForSize(size)]!.size, size);
+    // The diffusion family has its own presets up to 64 px.
+    assert.deepEqual(
+      [28, 32, 64, 128].map((s) => trainPresetForSize(s, 'ddpm')),
+      ['ddpm-28', 'ddpm-28', 'ddpm-64', 'small-128'],
+    );
+    for (const name of ['ddpm-28', 'ddpm-64'])
+      assert.equal(resolveTrainOptions({ data, preset: name }).model, 'ddpm');
+  });
+
+  test('a family default does not resize the smoke preset', () => {
+    // --model ddpm over a GAN preset gets the diffusion width; over `tiny` it keeps tiny's networks.
+    assert.equal(resolveTrainOptions({ data, preset: 'medmnist-28', model: 'ddpm' }).gWidth, 16);
+    assert.equal(resolveTrainOptions({ data, preset: 'tiny', model: 'ddpm' }).gWidth, 8);
+    assert.equal(resolveTrainOptions({ data, preset: 'tiny', model: 'ddpm' }).gLr, 5e-4);
   });
 
   test('presets differ where they should', () => {

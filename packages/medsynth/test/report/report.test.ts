@@ -218,6 +218,19 @@ describe('study report: missing pieces', () => {
     assert.equal(svgCount(page), 7);
   });
 
+  test("the synthetic pool's sampling time is reported; results written before it was recorded still render", async () => {
+    // (The fixture predates the field; test/study/study.test.ts checks that a study writes it.)
+    const dir = await copyStudy();
+    await editJson(join(dir, 'results.json'), (v) => {
+      v['pool'] = { images: 500, seconds: 25 };
+    });
+    assert.match(await buildReport(dir), /synthetic pool of 500 images sampled in [^(]*\(20 images\/s\)/);
+    await editJson(join(dir, 'results.json'), (v) => {
+      delete v['pool'];
+    });
+    assert.doesNotMatch(await buildReport(dir), /synthetic pool of/);
+  });
+
   test('an existing generator run that is not on this machine: a note', async () => {
     const dir = await copyStudy();
     await editJson(join(dir, 'results.json'), (v) => {

@@ -163,3 +163,35 @@ describe('medsynth study (tiny preset)', () => {
     await assert.rejects(resumeStudy(join(dir, 'nowhere')), (e: unknown) => e instanceof StudyError);
   });
 });
+
+test('a study with a diffusion generator: trained, sampled into the pool, timed, summarised', async () => {
+  const c = resolveStudyConfig({
+    preset: 'tiny',
+    data: { source: PNEUMONIA },
+    generator: { train: { model: 'ddpm', kimg: 0.25, sampleSteps: 4 } },
+    conditions: ['real', 'synthetic'],
+    classifiers: [{ name: 'lbp-rf', base: 'lbp-rf', options: { nEstimators: 10 } }],
+    evaluate: { enabled: false },
+  });
+  const result = await runStudy(c, { outDir: join(dir, 'ddpm'), cacheDir: join(dir, 'cache') });
+  const { readdirSync } = await import('node:fs');
+  const gan = join(result.dir, 'gan');
+  const run = join(
+    gan,
+    readdirSync(gan).find((n) => /^\d{5,}-/.test(n))!,
+  );
+  const spec = JSON.parse(await readFile(join(run, 'run.json'), 'utf8')).spec;
+  assert.equal(spec.family, 'ddpm');
+  assert.equal(spec.sampling.steps, 4);
+  // The study's tiny preset keeps its narrow networks for the diffusion family too.
+  assert.equal(spec.unet.width, 8);
+  assert.equal(result.jobs, 2);
+  // The pool is the synthetic condition's demand: the real train split's count (400 with tiny's maxImages).
+  assert.equal(result.summary.pool?.images, 400);
+  assert.ok(result.summary.pool!.seconds > 0);
+  const saved = JSON.parse(await readFile(join(result.dir, 'results.json'), 'utf8'));
+  assert.deepEqual(saved.pool, result.summary.pool);
+  const synthetic = result.summary.jobs.find((j) => j.condition === 'synthetic')!;
+  assert.equal(synthetic.trainReal, 0);
+  assert.equal(synthetic.trainSynthetic, 400);
+});

@@ -7,6 +7,7 @@ import { mcnemar, pairedTTest, summarise } from '../../src/classify/statistics.j
 import { resolveStudyConfig } from '../../src/study/config.js';
 import { jobId, type JobRow } from '../../src/study/store.js';
 import { resultsCsv, summariseStudy } from '../../src/study/summary.js';
+import { parse } from 'csv-parse/sync';
 import { formatStudy } from '../../src/cli/study.js';
 
 const classNames = ['normal', 'pneumonia'];
@@ -95,6 +96,20 @@ test('intervals, paired tests and Holm-adjusted p against the real baseline', ()
     csv[0],
     'condition,classifier,seed,train_real,train_synthetic,accuracy,balanced_accuracy,macro_f1,auc,sensitivity,specificity,f1_normal,f1_pneumonia,seconds',
   );
+  // Quoting and empty cells, read back by an independent parser.
+  const odd = parse(resultsCsv({ ...s, classNames: ['nor,mal', 'pneu"monia'] }), {
+    relax_column_count: false,
+  }) as string[][];
+  assert.deepEqual(odd[0]!.slice(-3), ['f1_nor,mal', 'f1_pneu"monia', 'seconds']);
+  assert.equal(odd.length, 1 + rows.length);
+  const job = s.jobs[0]!;
+  assert.deepEqual(odd[1]!.slice(0, 5), [
+    job.condition,
+    job.classifier,
+    String(job.seed),
+    String(job.trainReal),
+    String(job.trainSynthetic),
+  ]);
   const text = formatStudy(s, '/tmp/x', 12, 9, 9);
   for (const c of ['real', 'synthetic', 'real+synthetic×1']) assert.ok(text.includes(c));
   assert.match(text, /9 of 9 jobs/);

@@ -165,7 +165,23 @@ test('a trainer step leaves no tensors behind', () => {
 test('the spec is checked field by field', () => {
   const spec = ddpmSpecFor(options({ kimg: 1 }), { channels: 1, numClasses: 2 });
   assert.equal(spec.zDim, 28 * 28);
-  assert.deepEqual(spec.unet.mults, [1, 2, 2]);
+  assert.deepEqual(spec.unet.mults, [1, 2, 4]);
+  assert.deepEqual(
+    ddpmSpecFor(options({ kimg: 1, unetMults: [2, 2] }), { channels: 1, numClasses: 2 }).unet.mults,
+    [2, 2],
+  );
+  // Options the U-Net cannot be built from: a ConfigError naming the option, not a RangeError from deep inside.
+  const refused = (patch: Partial<TrainOptionsInput>, field: string, re: RegExp) =>
+    assert.throws(
+      () => ddpmSpecFor(options({ kimg: 1, ...patch }), { channels: 1, numClasses: 2 }),
+      (e: unknown) => e instanceof ConfigError && e.context.field === field && re.test(e.message),
+    );
+  refused(
+    { unetMults: [1, 2, 2, 2] },
+    'unetMults',
+    /size 28 must be divisible by 8.*\[1, 2, 2, 2\] at 28 px/,
+  );
+  refused({ gWidth: 12 }, 'gWidth', /not divisible by its 8 groups/);
   const bad = (patch: object, re: RegExp) =>
     assert.throws(() => checkDdpmSpec({ ...spec, ...patch } as DdpmSpec), re);
   bad({ zDim: 100 }, /spec\.zDim must be size²·channels = 784/);

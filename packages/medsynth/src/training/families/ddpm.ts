@@ -67,9 +67,9 @@ export interface DdpmSpec extends BaseSpec {
 
 /** U-Net channel multipliers per level for an image side (down to 7×7 at 28 px, 8×8 at 64 px). */
 export function unetLevels(size: number): number[] {
-  if (size <= 32) return [1, 2, 2];
-  if (size <= 64) return [1, 2, 2, 2];
-  return [1, 1, 2, 2, 2];
+  if (size <= 32) return [1, 2, 4];
+  if (size <= 64) return [1, 2, 4, 4];
+  return [1, 1, 2, 4, 4];
 }
 
 const samplingSchema = z.object({
@@ -124,9 +124,34 @@ export function checkDdpmSpec(spec: DdpmSpec): DdpmSpec {
   return Object.freeze({ ...s, unet: Object.freeze({ ...s.unet, mults: Object.freeze([...s.unet.mults]) }) });
 }
 
+/**
+ * The spec the options ask for on this data. A U-Net the options cannot build (levels the side cannot halve,
+ * a width the group norms cannot divide) is a ConfigError naming `unetMults` or `gWidth`.
+ */
 export function ddpmSpecFor(options: TrainOptions, data: DataFacts): DdpmSpec {
   const seed = Rng.derive(options.seed, 'init').int(2 ** 31 - 1);
   const conditional = data.numClasses > 1;
+  const mults = options.unetMults ?? unetLevels(options.size);
+  const unet: UNetSpec = {
+    size: options.size,
+    channels: data.channels,
+    numClasses: data.numClasses,
+    width: options.gWidth,
+    mults,
+    blocksPerLevel: 1,
+    attention: options.attention,
+    seed,
+  };
+  try {
+    checkUNetSpec(unet);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const field = /\.mults/.test(e.message) ? 'unetMults' : 'gWidth';
+    throw new ConfigError(`the U-Net cannot be built: ${e.message.replace(/^UNetSpec\.\w+:? ?/, '')}`, {
+      field,
+      found: field === 'unetMults' ? `[${mults.join(', ')}] at ${options.size} px` : String(options.gWidth),
+    });
+  }
   return checkDdpmSpec({
     family: 'ddpm',
     size: options.size,
@@ -134,16 +159,7 @@ export function ddpmSpecFor(options: TrainOptions, data: DataFacts): DdpmSpec {
     numClasses: data.numClasses,
     zDim: options.size * options.size * data.channels,
     seed,
-    unet: {
-      size: options.size,
-      channels: data.channels,
-      numClasses: data.numClasses,
-      width: options.gWidth,
-      mults: unetLevels(options.size),
-      blocksPerLevel: 1,
-      attention: options.attention,
-      seed,
-    },
+    unet,
     scheduleSteps: DDPM_SCHEDULE_STEPS,
     condDropout: conditional ? options.condDropout : 1,
     sampling: {
