@@ -101,15 +101,13 @@ export function ddimSample(
         } else {
           eps = denoise(x, tf.fill([n, 1], i) as tf.Tensor2D, y);
         }
-        const noise =
-          c.sigma > 0
-            ? tf.tensor4d(
-                Float32Array.from({ length: n * size * size * channels }, (_, j) =>
-                  rngs[Math.floor(j / (size * size * channels))]!.normal(),
-                ),
-                [n, size, size, channels],
-              )
-            : null;
+        let noise: tf.Tensor4D | null = null;
+        if (c.sigma > 0) {
+          const per = size * size * channels;
+          const values = new Float32Array(n * per);
+          rngs.forEach((rng, m) => values.set(rng.normals(per), m * per));
+          noise = tf.tensor4d(values, [n, size, size, channels]);
+        }
         return ddimStep(x, eps, c, noise);
       });
       x.dispose();
