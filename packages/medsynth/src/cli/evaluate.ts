@@ -9,6 +9,7 @@ import { METRIC_NAMES, type MetricName, type MetricRecord } from '../metrics/reg
 import { MedsynthError } from '../runtime/errors.js';
 import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
 import { createRenderer, formatSeconds, formatStat, formatTable } from './render.js';
+import { addSamplerFlags, samplerSettingsFromFlags } from './sampler-flags.js';
 
 interface EvaluateFlags extends DataFlags {
   real?: string;
@@ -22,6 +23,9 @@ interface EvaluateFlags extends DataFlags {
   count?: number;
   checkpoint?: string;
   truncation?: number;
+  sampleSteps?: string;
+  eta?: string;
+  guidance?: string;
   unlabelledFake?: boolean;
   k: number;
   kidSubsets: number;
@@ -149,6 +153,7 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
     .option('--no-baselines', 'skip the floor (held-out real) and noise comparisons')
     .option('--out <dir>', 'write evaluation.json, metrics.jsonl and pictures here')
     .option('--json', 'print one JSON document on stdout');
+  addSamplerFlags(cmd);
   addDataFlags(cmd).action(async (flags: EvaluateFlags) => {
     const json = flags.json === true;
     const render = createRenderer({ json });
@@ -176,6 +181,7 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
         fakeCount: flags.count,
         checkpoint: flags.checkpoint,
         truncation: flags.truncation,
+        sampling: samplerSettingsFromFlags(flags),
         unlabelledFake: flags.unlabelledFake === true,
         extractor: flags.extractor,
         domain: {

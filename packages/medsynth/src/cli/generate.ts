@@ -4,7 +4,6 @@
  */
 import type { Command } from 'commander';
 import type { LoadGeneratorOptions, RunInfo } from '../training/load-run.js';
-import type { SamplerSettings } from '../training/family.js';
 import {
   outKind,
   prepareOut,
@@ -26,6 +25,7 @@ import type { SamplingGenerator } from '../models/types.js';
 import { ConfigError, MedsynthError } from '../runtime/errors.js';
 import type { ProgressEvent } from '../runtime/progress.js';
 import { createRenderer } from './render.js';
+import { addSamplerFlags, samplerSettingsFromFlags } from './sampler-flags.js';
 
 interface GenerateFlags {
   run: string;
@@ -85,25 +85,6 @@ export function planSpecFromFlags(flags: {
   return { kind: 'balance-to', target: parseBalanceTo(flags.balanceTo!, '--balance-to') };
 }
 
-/** `--sample-steps`, `--eta`, `--guidance` (diffusion runs): numbers, range-checked by the family. */
-export function samplerSettingsFromFlags(flags: {
-  sampleSteps?: string | undefined;
-  eta?: string | undefined;
-  guidance?: string | undefined;
-}): SamplerSettings {
-  const num = (text: string | undefined, flag: string): number | undefined => {
-    if (text === undefined) return undefined;
-    const v = text.trim() === '' ? Number.NaN : Number(text);
-    if (!Number.isFinite(v)) throw new ConfigError(`${flag} must be a number`, { field: flag, found: text });
-    return v;
-  };
-  return {
-    steps: num(flags.sampleSteps, '--sample-steps'),
-    eta: num(flags.eta, '--eta'),
-    guidance: num(flags.guidance, '--guidance'),
-  };
-}
-
 function parseTruncation(text: string): number {
   const t = text.trim();
   const psi = t === '' ? Number.NaN : Number(t);
@@ -111,7 +92,7 @@ function parseTruncation(text: string): number {
 }
 
 export function registerGenerateCommand(program: Command, deps: GenerateCommandDeps = {}): void {
-  program
+  const cmd = program
     .command('generate')
     .description(
       'generate synthetic images from a training run, by class and seed, as an image folder or a MedMNIST-style .npz',
@@ -132,13 +113,9 @@ export function registerGenerateCommand(program: Command, deps: GenerateCommandD
       '--truncation <ψ>',
       'truncation ψ in (0, 1]: stylegan2 pulls w toward its class mean, others scale z by ψ (1 = none)',
       '1',
-    )
-    .option('--sample-steps <n>', "diffusion runs: DDIM steps (default: the run's, 25)")
-    .option('--eta <η>', "diffusion runs: DDIM η, 0 deterministic … 1 stochastic (default: the run's)")
-    .option(
-      '--guidance <w>',
-      "diffusion runs: classifier-free guidance scale (1 = conditional model alone; default: the run's)",
-    )
+    );
+  addSamplerFlags(cmd);
+  cmd
     .option('--checkpoint <name>', 'a checkpoint in <run>/checkpoints (or a path); default the latest')
     .option('--no-ema', 'sample the raw generator G instead of its moving average G_ema')
     .option(

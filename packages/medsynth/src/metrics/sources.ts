@@ -30,6 +30,7 @@ import { readManifest } from '../generate/export.js';
 import type { SamplingGenerator } from '../models/types.js';
 import { ConfigError, DatasetError } from '../runtime/errors.js';
 import type { RunControl } from '../runtime/progress.js';
+import { SAMPLER_SETTING_FLAGS, type SamplerSettings } from '../training/family.js';
 import { loadGenerator } from '../training/load-run.js';
 import { readRunOptions } from '../training/loop.js';
 import { cachedFeatures, evaluationCacheDir, splitKey } from './features/cache.js';
@@ -55,6 +56,8 @@ export interface EvaluateSourcesOptions extends EvaluationOptions {
   /** Run checkpoint (default the latest) and truncation ψ for generated images. */
   readonly checkpoint?: string | undefined;
   readonly truncation?: number | undefined;
+  /** Sampler choices for a diffusion run (steps, η, guidance); a GAN run refuses them by flag. */
+  readonly sampling?: SamplerSettings | undefined;
   /** Treat the synthetic images as unlabelled (overall metrics only). */
   readonly unlabelledFake?: boolean | undefined;
   /** `domain` (default) or `inception:<path>`. */
@@ -237,6 +240,16 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
     throw new DatasetError(`the ${holdoutName} split is empty`, { field: '--holdout-split' });
 
   // The synthetic side: from a run, or a set on disk.
+  if (!run) {
+    for (const [key, flag] of Object.entries(SAMPLER_SETTING_FLAGS)) {
+      const value = o.sampling?.[key as keyof SamplerSettings];
+      if (value !== undefined)
+        throw new ConfigError(`${flag} applies to images generated from a run; ${fakePath} is an image set`, {
+          field: flag,
+          found: String(value),
+        });
+    }
+  }
   let fakeImages: LabelledSet;
   let fakeDs: Dataset | null = null;
   let fakeShape: [number, number, 1 | 3];
@@ -244,7 +257,10 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
   let generator: SamplingGenerator | null = null;
   try {
     if (run) {
-      const loaded = await loadGenerator(fakePath, o.checkpoint ? { checkpoint: o.checkpoint } : {});
+      const loaded = await loadGenerator(fakePath, {
+        ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
+        ...(o.sampling ? { sampling: o.sampling } : {}),
+      });
       generator = loaded.generator;
       const { spec } = loaded.run;
       fakeShape = [spec.size, spec.size, spec.channels as 1 | 3];

@@ -235,6 +235,15 @@ function generatorFacts(data: StudyReportData): string {
   }
   if (g.checkpoint !== undefined) parts.push(`checkpoint ${g.checkpoint}`);
   if (g.truncation !== undefined) parts.push(`truncation ψ ${g.truncation}`);
+  if (g.sampling !== undefined) {
+    const { steps, eta, guidance } = g.sampling;
+    const said = [
+      steps !== undefined ? `${steps} DDIM steps` : null,
+      eta !== undefined ? `η ${eta}` : null,
+      guidance !== undefined ? `guidance ${guidance}` : null,
+    ].filter((x) => x !== null);
+    if (said.length) parts.push(`sampled with ${said.join(', ')}`);
+  }
   const pool = data.summary.pool;
   if (pool && pool.seconds > 0)
     parts.push(

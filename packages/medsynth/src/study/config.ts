@@ -58,6 +58,15 @@ export const StudyConfigSchema = z
         train: z.record(z.string(), z.unknown()).default({}),
         checkpoint: z.string().optional(),
         truncation: z.number().positive().max(4).optional(),
+        /** Diffusion runs: the sampler for the pool and the evaluation (DDIM steps, η, guidance scale). */
+        sampling: z
+          .object({
+            steps: z.number().int().min(1).max(1000).optional(),
+            eta: z.number().min(0).max(1).optional(),
+            guidance: z.number().min(0).optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ train: {} }),

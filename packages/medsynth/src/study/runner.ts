@@ -328,7 +328,10 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
     onProgress?.({ type: 'phase', phase: 'generator' });
     const runDir = await generatorRun(dir, config, control);
     store.setMeta('generatorRun', runDir);
-    const { generator, run } = await loadGenerator(runDir, { checkpoint: config.generator.checkpoint });
+    const { generator, run } = await loadGenerator(runDir, {
+      checkpoint: config.generator.checkpoint,
+      sampling: config.generator.sampling,
+    });
     let pool: LabelledSet & { labels: Int32Array };
     let poolTiming: PoolTiming;
     let real: RealData;
@@ -355,6 +358,7 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
         run: runDir,
         checkpoint: run.checkpoint ?? null,
         truncation: config.generator.truncation ?? 1,
+        sampling: config.generator.sampling ?? null,
         pool: demand,
         poolSeconds: poolTiming.seconds,
       });
@@ -381,6 +385,7 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
         channels: generator.channels,
         checkpoint: config.generator.checkpoint,
         truncation: config.generator.truncation,
+        sampling: config.generator.sampling,
         metrics: config.evaluate.metrics,
         extractor: config.evaluate.extractor,
         domain: config.evaluate.extractorEpochs ? { epochs: config.evaluate.extractorEpochs } : {},

@@ -158,6 +158,12 @@ describe('medsynth evaluate', () => {
       evaluate(['--fake', grayFake]),
       (e: unknown) => e instanceof ConfigError && /--real/.test(e.message),
     );
+    // Sampler flags are for images generated from a (diffusion) run, not for a set on disk.
+    await assert.rejects(
+      evaluate([...quick(), '--fake', grayFake, '--guidance', '2']),
+      (e: unknown) =>
+        e instanceof ConfigError && /--guidance applies to images generated from a run/.test(e.message),
+    );
   });
 
   test('--channels: auto (the default) reads grey RGB files as grey; 1 and 3 convert both sides; bad values refused', async () => {

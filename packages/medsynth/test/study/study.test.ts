@@ -194,4 +194,20 @@ test('a study with a diffusion generator: trained, sampled into the pool, timed,
   const synthetic = result.summary.jobs.find((j) => j.condition === 'synthetic')!;
   assert.equal(synthetic.trainReal, 0);
   assert.equal(synthetic.trainSynthetic, 400);
+
+  // The same run sampled again by another study: the same sampler gives the same pool, another guidance
+  // scale another one (the pool's first images are the synthetic grid).
+  const again = (name: string, sampling?: { guidance: number }) =>
+    runStudy(
+      { ...c, generator: { ...c.generator, run, ...(sampling ? { sampling } : {}) } },
+      {
+        outDir: join(dir, name),
+        cacheDir: join(dir, 'cache'),
+      },
+    );
+  const grid = async (d: string) => readFile(join(d, 'synthetic-grid.png'));
+  const first = await grid(result.dir);
+  assert.ok(first.equals(await grid((await again('ddpm-same')).dir)), 'the same sampler gave another pool');
+  const guided = await again('ddpm-guided', { guidance: 3 });
+  assert.ok(!first.equals(await grid(guided.dir)), 'guidance 3 gave the pool of guidance 1');
 });
