@@ -11,7 +11,7 @@
  *
  *   npm run bench bench/generators.ts -- --data <source> [--label-from-filename <regex>] --minutes M \
  *     [--families cgan,stylegan2,pggan] [--preset P] [--size 28|64] [--set key=value …] [--out dir] \
- *     [--judge-epochs N] [--per-class N] [--eval-count N] [--bootstrap N] [--extractor-epochs N]
+ *     [--judge-epochs N] [--per-class N] [--eval-count N] [--bootstrap N] [--extractor-epochs N] [--guidance w]
  *   npm run bench bench/generators.ts -- --runs <dir1,dir2,…> [--judge-epochs N] [--per-class N] …
  *
  * `--runs` skips training and evaluates existing run directories (family, data and size read from each run;
@@ -22,7 +22,8 @@
  * mix, so the floor compares the same N). `--bootstrap`: FID bootstrap replicates (default 10).
  * `--extractor-epochs`: most epochs of the domain feature extractor (default `evaluate`'s, 15; it is trained
  * once per dataset and size and cached, as `medsynth evaluate` does; lower it for smoke tests). A family that
- * fails prints an `error` line and the others go on.
+ * fails prints an `error` line and the others go on. `--guidance w` samples diffusion (ddpm) runs with that
+ * classifier-free guidance scale instead of their own (GAN runs are unaffected).
  *
  * Prints JSON lines on stdout: {bench…} (setup), {judge…} once per dataset, one {family…} per family, then
  * {summary: […]} ranking the families (all targets met first, then more targets met, then lower overall FID).
@@ -65,9 +66,9 @@ import { readRunOptions, trainGan, type TrainResult } from '../packages/medsynth
 const USAGE = `usage: bench/generators.ts --data <source> --minutes M [--label-from-filename <regex>]
   [--families ${['cgan', 'stylegan2', 'pggan'].join(',')}] [--preset ${Object.keys(TRAIN_PRESETS).join('|')}]
   [--size ${SIZES.join('|')}] [--set key=value …] [--out dir] [--judge-epochs N] [--per-class N]
-  [--eval-count N] [--bootstrap N] [--extractor-epochs N]
+  [--eval-count N] [--bootstrap N] [--extractor-epochs N] [--guidance w]
    or: bench/generators.ts --runs <dir1,dir2,…> [--judge-epochs N] [--per-class N] [--eval-count N]
-  [--bootstrap N] [--extractor-epochs N]`;
+  [--bootstrap N] [--extractor-epochs N] [--guidance w]`;
 
 /** The issue's 64-px targets. */
 const TARGETS = Object.freeze({ size: 64, msssimRatio: 1.5, recall: 0.2, fidelityShare: 0.8 });
@@ -99,6 +100,7 @@ const { values: f } = parseArgs({
     'eval-count': { type: 'string' },
     bootstrap: { type: 'string', default: '10' },
     'extractor-epochs': { type: 'string' },
+    guidance: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -152,6 +154,11 @@ const perClass = integer('per-class', f['per-class'], 1)!;
 const evalCount = integer('eval-count', f['eval-count'], 2);
 const bootstrap = integer('bootstrap', f.bootstrap, 0)!;
 const extractorEpochs = integer('extractor-epochs', f['extractor-epochs'], 1);
+// Classifier-free guidance scale for diffusion runs (class fidelity and evaluation); GAN runs ignore it.
+const guidance = f.guidance === undefined ? undefined : Number(f.guidance);
+if (guidance !== undefined && !(guidance >= 0)) usageError(`--guidance ${f.guidance}: expected a number ≥ 0`);
+const samplingFor = (family: string) =>
+  family === 'ddpm' && guidance !== undefined ? { guidance } : undefined;
 
 /** What to evaluate: families to train (with their resolved options), or existing run directories. */
 type Job = { kind: 'train'; family: GanModelName; options: TrainOptions } | { kind: 'run'; dir: string };
@@ -499,7 +506,9 @@ for (const job of jobs) {
     const t0 = performance.now();
 
     // Class fidelity: --per-class images of each class, judged by the dataset's judge.
-    const { generator, run } = await loadGenerator(runDir!);
+    const { generator, run } = await loadGenerator(runDir!, {
+      sampling: samplingFor(options.model),
+    });
     family = run.spec.family;
     let judge: Judge | null = null;
     let fidelity: ClassFidelityResult | null = null;
@@ -522,6 +531,7 @@ for (const job of jobs) {
     // The evaluation `medsynth evaluate` runs (generated from the run's latest checkpoint).
     const ev = await evaluateSources({
       fake: runDir!,
+      sampling: samplingFor(family),
       metrics: METRICS,
       baselines: true,
       bootstrap,
