@@ -49,8 +49,9 @@ export const StudyConfigSchema = z
       .default({}),
     /**
      * The generator: `run` reuses a finished training run (its data must be this study's); otherwise one is
-     * trained inside the study directory with these GAN training options (see `medsynth train`). Without a
-     * `preset` there, the training preset made for the study's size is used (`medmnist-28`, `small-64`, `small-128`).
+     * trained inside the study directory with these training options (see `medsynth train`). Without a
+     * `preset` there, the training preset made for the study's size is used (`medmnist-28`, `small-64`, `small-128`;
+     * `ddpm-28`, `ddpm-64` for `model: ddpm`).
      */
     generator: z
       .object({

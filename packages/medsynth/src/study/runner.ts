@@ -200,7 +200,8 @@ async function generatorRun(dir: string, config: StudyConfig, control: RunContro
   const train = config.generator.train as Partial<TrainOptionsInput>;
   const options = resolveTrainOptions({
     ...train,
-    // Without a named preset, the one made for the study's image size (ADA and R1 from 64 px up).
+    // Without a named preset, the one made for the study's image size and family (ADA and R1 from 64 px up
+    // for the GANs; ddpm-28 / ddpm-64 for the diffusion model).
     preset: train.preset ?? trainPresetForSize(config.size, train.model),
     data: config.data,
     size: config.size,
