@@ -151,6 +151,12 @@ export { AUGMENT_OPS, AUGMENTS, LOSSES, MODELS, SIZES };
 type Preset = Omit<Partial<TrainOptionsInput>, 'data'>;
 
 /**
+ * How ddpm trains, shared by its presets and by `--model ddpm` over a GAN preset: the diffusion literature's
+ * Adam β 0.9 / 0.999, a U-Net of width 16 (see the ddpm presets), EMA half-life 2 kimg.
+ */
+const DDPM_TRAINING = { gWidth: 16, beta1: 0.9, beta2: 0.999, emaKimg: 2 } as const satisfies Preset;
+
+/**
  * Presets whose network sizes hold for every family (smoke runs): `MODEL_DEFAULTS` do not resize their
  * networks.
  */
@@ -231,27 +237,21 @@ export const TRAIN_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
   // [1, 2, 4] (140 MFLOP: narrow where the image is large, wide where it is small) is what the sampling
   // target of 20 img/s allows on this CPU. See the closing note of issue 15 for its quality.
   'ddpm-28': {
+    ...DDPM_TRAINING,
     size: 28,
     model: 'ddpm',
-    gWidth: 16,
     batchSize: 64,
     gLr: 5e-4,
-    beta1: 0.9,
-    beta2: 0.999,
-    emaKimg: 2,
     minutes: 15,
     tickKimg: 20,
     tickSeconds: 120,
   },
   'ddpm-64': {
+    ...DDPM_TRAINING,
     size: 64,
     model: 'ddpm',
-    gWidth: 16,
     batchSize: 32,
     gLr: 3e-4,
-    beta1: 0.9,
-    beta2: 0.999,
-    emaKimg: 2,
     minutes: 30,
     tickKimg: 10,
     tickSeconds: 300,
@@ -283,11 +283,8 @@ export const DEFAULT_TRAIN_PRESET = 'medmnist-28';
  */
 export const MODEL_DEFAULTS: Readonly<Partial<Record<GanModelName, Preset>>> = Object.freeze({
   ddpm: {
-    gWidth: 16,
-    emaKimg: 2,
+    ...DDPM_TRAINING,
     gLr: 5e-4,
-    beta1: 0.9,
-    beta2: 0.999,
     augment: 'none',
     r1Gamma: 0,
     modeSeeking: 0,

@@ -30,7 +30,7 @@ import { readManifest } from '../generate/export.js';
 import type { SamplingGenerator } from '../models/types.js';
 import { ConfigError, DatasetError } from '../runtime/errors.js';
 import type { RunControl } from '../runtime/progress.js';
-import { SAMPLER_SETTING_FLAGS, type SamplerSettings } from '../training/family.js';
+import { refuseSamplerSettings, type SamplerSettings } from '../training/family.js';
 import { loadGenerator } from '../training/load-run.js';
 import { readRunOptions } from '../training/loop.js';
 import { cachedFeatures, evaluationCacheDir, splitKey } from './features/cache.js';
@@ -240,16 +240,8 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
     throw new DatasetError(`the ${holdoutName} split is empty`, { field: '--holdout-split' });
 
   // The synthetic side: from a run, or a set on disk.
-  if (!run) {
-    for (const [key, flag] of Object.entries(SAMPLER_SETTING_FLAGS)) {
-      const value = o.sampling?.[key as keyof SamplerSettings];
-      if (value !== undefined)
-        throw new ConfigError(`${flag} applies to images generated from a run; ${fakePath} is an image set`, {
-          field: flag,
-          found: String(value),
-        });
-    }
-  }
+  if (!run)
+    refuseSamplerSettings(o.sampling, `applies to images generated from a run; ${fakePath} is an image set`);
   let fakeImages: LabelledSet;
   let fakeDs: Dataset | null = null;
   let fakeShape: [number, number, 1 | 3];

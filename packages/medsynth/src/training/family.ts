@@ -120,17 +120,19 @@ export const SAMPLER_SETTING_FLAGS: Readonly<Record<keyof SamplerSettings, strin
   guidance: '--guidance',
 });
 
-/** For families without sampler choices: a ConfigError when any setting is given. */
-export function refuseSamplerSettings(family: string, settings: SamplerSettings): void {
+/** A ConfigError naming the first set field of `settings` (by flag), `why` completing its message; else nothing. */
+export function refuseSamplerSettings(settings: SamplerSettings | undefined, why: string): void {
   for (const [key, flag] of Object.entries(SAMPLER_SETTING_FLAGS)) {
-    const value = settings[key as keyof SamplerSettings];
+    const value = settings?.[key as keyof SamplerSettings];
     if (value !== undefined) {
-      throw new ConfigError(`${flag} applies to diffusion models (ddpm); this run's generator is ${family}`, {
-        field: flag,
-        found: String(value),
-      });
+      throw new ConfigError(`${flag} ${why}`, { field: flag, found: String(value) });
     }
   }
+}
+
+/** `refuseSamplerSettings`' reason for a family without sampler choices. */
+export function notDiffusion(family: string): string {
+  return `applies to diffusion models (ddpm); this run's generator is ${family}`;
 }
 
 /** Data facts a spec is resolved from. */

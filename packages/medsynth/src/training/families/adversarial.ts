@@ -32,6 +32,7 @@ import {
   alternatingStep,
   type DataFacts,
   GAN_DIVERGENCE,
+  notDiffusion,
   refuseSamplerSettings,
   type FamilySnapshot,
   type FamilyTrainer,
@@ -228,7 +229,7 @@ function adversarialFamily(
     trainer: (spec, options) => new AdversarialTrainer(spec, options),
     samplerGroups: (ema) => [ema ? 'G_ema' : 'G'],
     sampler(spec, saved, ema, classNames, where, settings = {}) {
-      refuseSamplerSettings(name, settings);
+      refuseSamplerSettings(settings, notDiffusion(name));
       const weights = savedGroup(saved.weights, ema ? 'G_ema' : 'G', where);
       const G = buildGenerator(spec);
       try {

@@ -63,6 +63,7 @@ import {
   alternatingStep,
   type DataFacts,
   GAN_DIVERGENCE,
+  notDiffusion,
   refuseSamplerSettings,
   type SamplerSettings,
   type FamilySnapshot,
@@ -555,7 +556,7 @@ export const pgganFamily: GeneratorFamily<PgganSpec> = {
     where: string,
     settings: SamplerSettings = {},
   ): SamplingGenerator {
-    refuseSamplerSettings('pggan', settings);
+    refuseSamplerSettings(settings, notDiffusion('pggan'));
     const weights = savedGroup(saved.weights, ema ? 'G_ema' : 'G', where);
     const net = buildPgganGenerator(spec);
     try {
