@@ -135,7 +135,14 @@ export {
   pairedTTest,
   summarise,
 } from './classify/statistics.js';
-export { composeTrainingSet, type Condition, conditionName, parseCondition } from './study/conditions.js';
+export {
+  baselineOf,
+  composeTrainingSet,
+  type Condition,
+  conditionName,
+  controlsOf,
+  parseCondition,
+} from './study/conditions.js';
 export {
   readStudyConfigFile,
   resolveStudyConfig,
@@ -144,7 +151,16 @@ export {
   type StudyConfigInput,
 } from './study/config.js';
 export { BUILTIN_CLASSIFIERS } from './study/classifiers.js';
-export { readStudyConfig, resumeStudy, runStudy, type StudyResult, studyJobs } from './study/runner.js';
+export {
+  estimateStudyTime,
+  readStudyConfig,
+  resumeStudy,
+  runStudy,
+  type StudyResult,
+  studyJobs,
+} from './study/runner.js';
+export { type StudyEstimate } from './study/estimate.js';
+export { perClassGenerator } from './generate/per-class.js';
 export { type JobRow, StudyStore } from './study/store.js';
-export { type StudySummary, summariseStudy } from './study/summary.js';
+export { judgeEffect, type StudySummary, summariseStudy } from './study/summary.js';
 export { buildReport, loadStudyReport, REPORT_FILE, writeReport } from './report/index.js';

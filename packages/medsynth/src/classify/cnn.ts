@@ -63,8 +63,16 @@ export const CnnOptionsSchema = z
   .object({
     /** Root seed: initialisers, data order, augmentation and dropout get named sub-seeds of it. */
     seed: z.number().int().min(0).default(0),
-    /** Most epochs (early stopping may end sooner when a validation set is given). */
+    /** Most epochs (early stopping may end sooner when a validation set is given); ignored when `steps` is set. */
     epochs: z.number().int().min(1).max(10_000).default(30),
+    /**
+     * Train for exactly this many optimiser steps, whatever the training set's size: passes over the data
+     * (epochs) repeat, the last one cut short at the budget; `epochs` is then ignored and early stopping never
+     * ends training early; with a validation set the check still runs at the end of each pass (and at the end
+     * of training), and the weights of the best check are restored as usual. For "equal steps" controls: every
+     * data condition gets the same number of updates, so a larger set does not simply train longer.
+     */
+    steps: z.number().int().min(1).max(10_000_000).optional(),
     batchSize: z.number().int().min(2).max(4096).default(64),
     /** Adam step size (β1 0.9, β2 0.999, ε 1e-8). */
     learningRate: positive.max(1).default(1e-3),
@@ -72,7 +80,10 @@ export const CnnOptionsSchema = z
     architecture: z.enum(ARCHITECTURES).default('small'),
     /** Base width: channels of the first conv block or stage (block b has width·2^b; vgg caps at 8·width). */
     width: z.number().int().min(1).max(512).default(16),
-    /** Step size over training: constant, or cosine decay from `learningRate` to 0 over `epochs` epochs. */
+    /**
+     * Step size over training: constant, or cosine decay from `learningRate` to 0 over training (`epochs`
+     * epochs, or `steps` steps when that is set).
+     */
     schedule: z.enum(['constant', 'cosine']).default('cosine'),
     /** Conv blocks (small) or stages (resnet, vgg); 'auto' sizes them by the image side (architectures.ts). */
     blocks: z.union([z.literal('auto'), z.number().int().min(1).max(6)]).default('auto'),
@@ -98,7 +109,11 @@ export const CnnOptionsSchema = z
       })
       .strict()
       .default({ ...NO_AUGMENT }),
-    /** Early stopping (with a validation set): stop after `patience` epochs without improvement of `monitor`, then restore the best epoch's weights. */
+    /**
+     * Early stopping (with a validation set): stop after `patience` epochs without improvement of `monitor`,
+     * then restore the best epoch's weights. With `steps`, training never stops early; the best epoch's weights
+     * are still restored.
+     */
     patience: z.number().int().min(1).default(5),
     monitor: z.enum(MONITORS).default('valLoss'),
     /** Improvement smaller than this does not count. */
@@ -155,10 +170,29 @@ export interface CnnSummary {
   readonly parameters: number;
   readonly options: CnnOptions;
   readonly trainCount: number;
-  readonly history: readonly EpochRecord[];
+  /** What bounded training: `epochs` passes (early stopping may end it sooner), or exactly `steps` optimiser steps. */
+  readonly budget: CnnBudget;
+  /** Optimiser steps taken (equal to `options.steps` under a step budget). */
+  readonly steps: number;
+  /** One record per pass over the data; under a step budget each also has the pass's optimiser `steps`. */
+  readonly history: readonly CnnEpochRecord[];
   readonly bestEpoch: number;
   readonly stoppedEarly: boolean;
   readonly trainSeconds: number;
+}
+
+/** What bounds training: `options.epochs` passes, or exactly `options.steps` optimiser steps. */
+export type CnnBudget = 'epochs' | 'steps';
+
+/** A CNN's record of one pass over the data. */
+export interface CnnEpochRecord extends EpochRecord {
+  /** Optimiser steps in this pass: recorded under a step budget only (the last pass may be cut short). */
+  readonly steps?: number;
+}
+
+/** Optimiser steps of one pass over `count` images: a last batch of one image sits the pass out. */
+function stepsPerEpoch(count: number, batchSize: number): number {
+  return Math.floor(count / batchSize) + (count % batchSize >= 2 ? 1 : 0);
 }
 
 /** Loss weight of each class. */
@@ -399,10 +433,12 @@ export class TrainedCnn implements TrainedClassifier {
     readonly blocks: number,
     readonly options: CnnOptions,
     readonly trainCount: number,
-    readonly history: readonly EpochRecord[],
+    readonly history: readonly CnnEpochRecord[],
     readonly bestEpoch: number,
     readonly stoppedEarly: boolean,
     readonly trainSeconds: number,
+    /** Optimiser steps taken. */
+    readonly steps: number,
   ) {
     this.#net = net;
   }
@@ -410,6 +446,11 @@ export class TrainedCnn implements TrainedClassifier {
   #networks(): CnnNetworks {
     if (!this.#net) throw new Error('the classifier was disposed');
     return this.#net;
+  }
+
+  /** What bounded training: `epochs` passes, or exactly `options.steps` optimiser steps. */
+  get budget(): CnnBudget {
+    return this.options.steps === undefined ? 'epochs' : 'steps';
   }
 
   /** The network (`options.architecture`). */
@@ -498,6 +539,8 @@ export class TrainedCnn implements TrainedClassifier {
       parameters: this.parameters,
       options: this.options,
       trainCount: this.trainCount,
+      budget: this.budget,
+      steps: this.steps,
       history: this.history,
       bestEpoch: this.bestEpoch,
       stoppedEarly: this.stoppedEarly,
@@ -524,9 +567,12 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 /**
  * Trains a CNN on `train` (Adam, class-weighted cross-entropy). With `options.validation`, each epoch ends
  * with a validation pass; training stops after `patience` epochs without improvement of `monitor`, and the
- * best epoch's weights (BN statistics included) are restored. Emits `phase`, one `tick` per epoch (unit
- * `epochs`), a `metric` `valAccuracy` per epoch with validation, and `done`; honours `control.signal`
- * between batches. Bad input → `DatasetError`; bad options → `ConfigError`; a non-finite loss → `TrainingError`.
+ * best epoch's weights (BN statistics included) are restored. With `options.steps`, training takes exactly
+ * that many optimiser steps in ⌈steps / steps per epoch⌉ passes (the last cut short) and never stops early;
+ * validation and the restore of the best pass are unchanged. Emits `phase`, one `tick` per epoch (unit
+ * `epochs`, total the epochs or passes planned), a `metric` `valAccuracy` per epoch with validation, and
+ * `done`; honours `control.signal` between batches. Bad input → `DatasetError`; bad options → `ConfigError`;
+ * a non-finite loss → `TrainingError`.
  */
 export async function trainCnn(
   train: LabelledImages,
@@ -585,19 +631,23 @@ export async function trainCnn(
   const augmenting = augmentsImages(o.augment);
   const featureChannels = (net.head.inputs[0]!.shape[1] ?? 0) as number;
   const order = Array.from({ length: images.count }, (_, i) => i);
-  const stepsPerEpoch = Math.floor(images.count / o.batchSize) + (images.count % o.batchSize >= 2 ? 1 : 0);
-  const totalSteps = stepsPerEpoch * o.epochs;
+  const perEpoch = stepsPerEpoch(images.count, o.batchSize);
+  // A step budget: exactly `o.steps` updates over as many passes as that takes, the last one cut short.
+  const stepBudget = o.steps !== undefined;
+  const totalSteps = o.steps ?? perEpoch * o.epochs;
+  const epochs = o.steps === undefined ? o.epochs : Math.ceil(o.steps / perEpoch);
   let step = 0;
 
-  const history: EpochRecord[] = [];
+  const history: CnnEpochRecord[] = [];
   let best: { epoch: number; value: number; weights: tf.Tensor[] } | null = null;
   let sinceBest = 0;
   let stoppedEarly = false;
   let lossSum: tf.Scalar | null = null;
   let succeeded = false;
   try {
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    for (let epoch = 1; epoch <= epochs; epoch++) {
       const epochStart = performance.now();
+      const stepsBefore = step;
       dataRng.shuffle(order);
       lossSum = tf.scalar(0);
       let seen = 0;
@@ -605,6 +655,7 @@ export async function trainCnn(
         const n = Math.min(o.batchSize, order.length - start);
         // A last batch of one image would give batch norm a zero variance: it sits this epoch out.
         if (n < 2) break;
+        if (stepBudget && step >= totalSteps) break;
         signal?.throwIfAborted();
         const idx = order.slice(start, start + n);
         const x = imagesToFloat(images, idx);
@@ -655,7 +706,7 @@ export async function trainCnn(
         });
       }
 
-      let record: EpochRecord = { epoch, trainLoss, seconds: 0 };
+      let record: CnnEpochRecord = { epoch, trainLoss, seconds: 0 };
       let improved = false;
       if (validation) {
         const proba = await probabilities(net, K, validation.images, o.predictBatchSize);
@@ -682,13 +733,17 @@ export async function trainCnn(
         }
         onProgress?.({ type: 'metric', name: 'valAccuracy', value: ev.accuracy });
       }
-      record = { ...record, seconds: (performance.now() - epochStart) / 1000 };
+      record = {
+        ...record,
+        seconds: (performance.now() - epochStart) / 1000,
+        ...(stepBudget ? { steps: step - stepsBefore } : {}),
+      };
       history.push(record);
       onProgress?.({
         type: 'tick',
         phase,
         done: epoch,
-        total: o.epochs,
+        total: epochs,
         unit: 'epochs',
         stats: {
           loss: trainLoss,
@@ -697,7 +752,7 @@ export async function trainCnn(
           'img/s': seen / Math.max(record.seconds, 1e-9),
         },
       });
-      if (validation && !improved && sinceBest >= o.patience) {
+      if (validation && !stepBudget && !improved && sinceBest >= o.patience) {
         stoppedEarly = epoch < o.epochs;
         break;
       }
@@ -722,6 +777,7 @@ export async function trainCnn(
       bestEpoch,
       stoppedEarly,
       seconds,
+      step,
     );
   } finally {
     lossSum?.dispose();
@@ -741,8 +797,9 @@ const CNN_WEIGHTS = 'weights.bin';
 /** Restores a classifier written by `TrainedCnn.save(dir)`. Missing or mismatched files → `CheckpointError`. */
 export async function loadCnn(dir: string): Promise<TrainedCnn> {
   const jsonPath = join(dir, CNN_JSON);
-  let file: Omit<CnnSummary, 'architecture'> & {
+  let file: Omit<CnnSummary, 'architecture' | 'budget' | 'steps'> & {
     architecture?: CnnArchitecture;
+    steps?: number;
     format: string;
     weights: tf.io.WeightsManifestEntry[];
   };
@@ -818,5 +875,7 @@ export async function loadCnn(dir: string): Promise<TrainedCnn> {
     file.bestEpoch,
     file.stoppedEarly,
     file.trainSeconds,
+    // Saves from before `steps` was recorded trained whole epochs.
+    file.steps ?? stepsPerEpoch(file.trainCount, o.batchSize) * file.history.length,
   );
 }

@@ -3,6 +3,9 @@
  * summarised by its mean with a 95 % confidence interval, and a condition (synthetic or mixed training
  * data) is compared with the real-data baseline by a paired test — over seeds (paired t test) or over the
  * test images of one seed (McNemar) — with Holm's correction when many conditions face the same baseline.
+ * A figure bounded by nature (an accuracy in [0, 1], a difference of accuracies in [−1, 1]) gets an interval
+ * kept inside its range (`boundedInterval`), and two figures measured on the same items are related by
+ * Spearman's rank correlation (`spearman`).
  * Pure functions; results are plain JSON (no NaN or Infinity: an undefined quantity is `null`).
  */
 import jStat from 'jstat';
@@ -70,7 +73,56 @@ export interface PairedTTest {
   readonly note: string | null;
 }
 
+/** Spearman's rank correlation of paired values, with a two-sided p-value and a Fisher z interval. */
+export interface SpearmanResult {
+  readonly n: number;
+  /**
+   * Pearson correlation of the average ranks (ties share the mean of their ranks), as scipy.stats.spearmanr;
+   * `null` when n < 3 or either side is constant.
+   */
+  readonly rho: number | null;
+  /** Two-sided p-value of rho = 0 (see `pMethod`); `null` when `rho` is. */
+  readonly p: number | null;
+  /**
+   * `exact-permutation` for n ≤ 9 (all n! pairings), `t-approximation` for n ≥ 10 (Student t, n − 2 dof);
+   * `null` when `rho` is.
+   */
+  readonly pMethod: 'exact-permutation' | 't-approximation' | null;
+  /**
+   * tanh(atanh(rho) ∓ z_{(1+level)/2} · √((1 + rho²/2) / (n − 3))) (Fisher z with the Bonett–Wright standard
+   * error); `null` when `rho` is, when n < 4 or when |rho| = 1.
+   */
+  readonly ci: [number, number] | null;
+  /** `fisher-z` when `ci` is given, else `null`. */
+  readonly ciMethod: 'fisher-z' | null;
+  readonly level: number;
+}
+
+/** Mean of values bounded by a known range, with a confidence interval kept inside that range. */
+export interface BoundedInterval {
+  readonly n: number;
+  readonly mean: number;
+  /** Sample standard deviation (n − 1 in the denominator); `null` for a single value. */
+  readonly std: number | null;
+  /** Inside `range` always: `summarise`'s t interval where that fits in the range, else the logit-t interval. */
+  readonly ci: [number, number];
+  /** `t`: the Student t interval of `summarise`; `logit-t`: the t interval on the logit scale, mapped back. */
+  readonly method: 't' | 'logit-t';
+  readonly level: number;
+  /** True when there is a single value (interval `[mean, mean]`, method `t`). */
+  readonly degenerate: boolean;
+}
+
 const DEFAULT_LEVEL = 0.95;
+
+/** Spearman p-values are exact (all n! pairings enumerated) up to this many pairs, t-approximated above. */
+export const SPEARMAN_EXACT_MAX_N = 9;
+
+/**
+ * `boundedInterval`'s logit-t interval clamps each value, mapped to [0, 1], into [ε, 1 − ε] with this ε, so
+ * that values on the bounds (an accuracy of exactly 1) have a finite logit (±ln((1 − ε)/ε) ≈ ±9.21).
+ */
+export const BOUNDED_LOGIT_EPSILON = 1e-4;
 
 function checkLevel(level: number): void {
   if (!(level > 0 && level < 1)) throw new RangeError(`confidence level must be in (0, 1), got ${level}`);
@@ -104,6 +156,29 @@ function sampleStd(values: ArrayLike<number>, m: number): number {
 /** The `p` quantile of Student's t with `df` degrees of freedom. */
 function tQuantile(p: number, df: number): number {
   return jStat.studentt.inv(p, df);
+}
+
+/** Upper tail Q(x) = P(Z ≥ x) of the standard normal: erfc(x / √2) / 2, and 1 − Q(−x) below 0. */
+function normalUpperTail(x: number): number {
+  return x >= 0 ? erfc(x / Math.SQRT2) / 2 : 1 - erfc(-x / Math.SQRT2) / 2;
+}
+
+/**
+ * The `p` quantile of the standard normal for p ∈ (½, 1), from its upper tail q = 1 − p: Abramowitz & Stegun
+ * 26.2.23 (t = √(−2 ln q), x = t − (c₀ + c₁t + c₂t²) / (1 + d₁t + d₂t² + d₃t³), error < 4.5e-4) refined by
+ * Newton's method on Q(x) = q (Q' = −φ) until the step is below 1e-15 · |x| — to about 1e-15, as `erfc`.
+ */
+function normalQuantileUpper(p: number): number {
+  const q = 1 - p;
+  const t = Math.sqrt(-2 * Math.log(q));
+  let x =
+    t - (2.515517 + t * (0.802853 + t * 0.010328)) / (1 + t * (1.432788 + t * (0.189269 + t * 0.001308)));
+  for (let i = 0; i < 8; i++) {
+    const step = (normalUpperTail(x) - q) / (Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI));
+    x += step;
+    if (Math.abs(step) <= 1e-15 * Math.abs(x)) break;
+  }
+  return x;
 }
 
 /**
@@ -366,4 +441,184 @@ export function holmAdjust(pValues: readonly (number | null)[]): (number | null)
     out[i] = running;
   });
   return out;
+}
+
+/**
+ * Twice the centred average ranks of `values`: 2 r_i − (n + 1), with r_i the 1-based rank of values[i] and
+ * tied values sharing the mean of their ranks (2 r_i is then an integer, so every sum below is exact).
+ */
+function doubledCentredRanks(values: readonly number[]): Float64Array {
+  const n = values.length;
+  const order = Array.from(values.keys()).sort((i, j) => values[i]! - values[j]!);
+  const out = new Float64Array(n);
+  for (let start = 0; start < n;) {
+    let end = start + 1;
+    while (end < n && values[order[end]!] === values[order[start]!]) end++;
+    // Ranks start + 1 … end share their mean (start + 1 + end) / 2: doubled and centred, start + end − n.
+    for (let k = start; k < end; k++) out[order[k]!] = start + end - n;
+    start = end;
+  }
+  return out;
+}
+
+/**
+ * Count of the n! orderings π of `b` with |Σ a_i b_π(i)| / denom ≥ threshold, enumerated by Heap's algorithm
+ * (one swap per ordering, the sum updated by (a_i − a_j)(b_j − b_i): exact on the integer doubled ranks).
+ */
+function countPermutationsAtLeast(
+  a: Float64Array,
+  b: Float64Array,
+  denom: number,
+  threshold: number,
+): number {
+  const n = a.length;
+  const perm = Float64Array.from(b);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += a[i]! * perm[i]!;
+  let count = Math.abs(sum) / denom >= threshold ? 1 : 0;
+  const c = new Int32Array(n);
+  for (let i = 1; i < n;) {
+    if (c[i]! < i) {
+      const j = i % 2 === 0 ? 0 : c[i]!;
+      sum += (a[i]! - a[j]!) * (perm[j]! - perm[i]!);
+      const t = perm[i]!;
+      perm[i] = perm[j]!;
+      perm[j] = t;
+      if (Math.abs(sum) / denom >= threshold) count++;
+      c[i]!++;
+      i = 1;
+    } else {
+      c[i] = 0;
+      i++;
+    }
+  }
+  return count;
+}
+
+/**
+ * Spearman's rank correlation of paired values x_i, y_i: rho is the Pearson correlation of their average
+ * ranks (ties share the mean of their ranks), as scipy.stats.spearmanr; `null` (with every other figure)
+ * when n < 3 or either side is constant.
+ *
+ * p is two-sided, for H0: no association.
+ * - n ≤ 9 (`SPEARMAN_EXACT_MAX_N`): exact permutation p. All n! orderings of y's ranks against x's are
+ *   enumerated (orderings that only swap tied ranks are not merged: each counts once) and
+ *   p = #{orderings with |rho_perm| ≥ |rho| − 1e-12} / n!, the 1e-12 keeping orderings that reach |rho| up to
+ *   rounding. This equals scipy.stats.permutation_test(..., permutation_type='pairings',
+ *   n_resamples=np.inf, alternative='two-sided') whenever the null distribution of rho is symmetric about 0,
+ *   as it is when either side has no ties (its centred ranks are then symmetric). With ties on both sides
+ *   the two may differ: scipy's two-sided p is 2 · min(P(rho_perm ≤ rho), P(rho_perm ≥ rho)), capped at 1.
+ * - n ≥ 10: t = rho · √((n − 2) / (1 − rho²)) under Student's t with n − 2 dof (scipy.stats.spearmanr's
+ *   default p), computed as I_{1−rho²}((n − 2)/2, ½); 0 when |rho| = 1.
+ *
+ * ci: z = atanh(rho) ± z_{(1+level)/2} · √((1 + rho²/2) / (n − 3)) — Fisher's z with the Bonett–Wright (2000)
+ * standard error for Spearman's rho — mapped back with tanh. `null` when n < 4 (the standard error needs
+ * n − 3 > 0) or |rho| = 1 (atanh(±1) is infinite: the interval would be the single point ±1, a certainty
+ * that n pairs cannot give).
+ *
+ * Throws a RangeError for lists of different lengths, non-finite values or a level outside (0, 1).
+ */
+export function spearman(
+  x: readonly number[],
+  y: readonly number[],
+  options: { level?: number } = {},
+): SpearmanResult {
+  const level = options.level ?? DEFAULT_LEVEL;
+  checkLevel(level);
+  if (x.length !== y.length) throw new RangeError(`x (${x.length}) and y (${y.length}) differ in length`);
+  checkFinite(x, 'x');
+  checkFinite(y, 'y');
+  const n = x.length;
+  const undefinedResult: SpearmanResult = {
+    n,
+    rho: null,
+    p: null,
+    pMethod: null,
+    ci: null,
+    ciMethod: null,
+    level,
+  };
+  if (n < 3) return undefinedResult;
+  const a = doubledCentredRanks(x);
+  const b = doubledCentredRanks(y);
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += a[i]! * b[i]!;
+    saa += a[i]! * a[i]!;
+    sbb += b[i]! * b[i]!;
+  }
+  if (saa === 0 || sbb === 0) return undefinedResult;
+  const denom = Math.sqrt(saa * sbb);
+  const rho = Math.max(-1, Math.min(1, sab / denom));
+  const perfect = Math.abs(rho) === 1;
+
+  let p: number;
+  let pMethod: 'exact-permutation' | 't-approximation';
+  if (n <= SPEARMAN_EXACT_MAX_N) {
+    let factorial = 1;
+    for (let k = 2; k <= n; k++) factorial *= k;
+    p = countPermutationsAtLeast(a, b, denom, Math.abs(rho) - 1e-12) / factorial;
+    pMethod = 'exact-permutation';
+  } else {
+    // t² / (df + t²) = rho², so the incomplete beta's argument df / (df + t²) is 1 − rho² = (1 − rho)(1 + rho).
+    p = perfect ? 0 : Math.min(1, jStat.ibeta((1 - rho) * (1 + rho), (n - 2) / 2, 0.5));
+    pMethod = 't-approximation';
+  }
+
+  let ci: [number, number] | null = null;
+  if (n >= 4 && !perfect) {
+    const z = Math.atanh(rho);
+    const half = normalQuantileUpper((1 + level) / 2) * Math.sqrt((1 + (rho * rho) / 2) / (n - 3));
+    ci = [Math.tanh(z - half), Math.tanh(z + half)];
+  }
+  return { n, rho, p, pMethod, ci, ciMethod: ci === null ? null : 'fisher-z', level };
+}
+
+/**
+ * Mean and confidence interval of values that lie in a known `range` [lo, hi] (an accuracy in [0, 1], a
+ * difference of accuracies in [−1, 1]), the interval always inside the range.
+ *
+ * First `summarise`'s Student t interval mean ± t_{(1+level)/2, n−1} · s / √n: if it lies inside [lo, hi] it
+ * is the answer (method `t`). Otherwise (method `logit-t`) each value is mapped to u = (v − lo) / (hi − lo),
+ * clamped to [ε, 1 − ε] with ε = `BOUNDED_LOGIT_EPSILON` (1e-4), and taken to the logit scale
+ * z = ln(u / (1 − u)); the t interval of the z, mean(z) ± t_{(1+level)/2, n−1} · s_z / √n, is mapped back by
+ * z ↦ lo + (hi − lo) / (1 + e^{−z}). That interval surrounds the back-transformed mean logit, not the
+ * arithmetic mean; where it misses the arithmetic mean (skewed values, e.g. nine 1s and a 0, or values all
+ * clamped to the same u) it is widened just enough to include it, [min(lower, mean), max(upper, mean)], so
+ * the reported mean always lies in its interval. A single value gives `[mean, mean]`, `std: null`,
+ * `degenerate: true` and method `t`.
+ *
+ * Throws a RangeError for no values, non-finite values, values outside the range, a range that is not
+ * finite with lo < hi, or a level outside (0, 1).
+ */
+export function boundedInterval(
+  values: readonly number[],
+  range: readonly [number, number],
+  options: { level?: number } = {},
+): BoundedInterval {
+  const [lo, hi] = range;
+  if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo < hi)) {
+    throw new RangeError(`range must be finite with lo < hi, got [${lo}, ${hi}]`);
+  }
+  const s = summarise(values, options);
+  values.forEach((v, i) => {
+    if (v < lo || v > hi) throw new RangeError(`values[${i}] = ${v} is outside the range [${lo}, ${hi}]`);
+  });
+  const { n, mean: m, std, level, degenerate } = s;
+  if (std === null || (s.ci[0] >= lo && s.ci[1] <= hi)) {
+    return { n, mean: m, std, ci: s.ci, method: 't', level, degenerate };
+  }
+  const width = hi - lo;
+  const eps = BOUNDED_LOGIT_EPSILON;
+  const z = values.map((v) => {
+    const u = Math.min(1 - eps, Math.max(eps, (v - lo) / width));
+    return Math.log(u / (1 - u));
+  });
+  const mz = mean(z);
+  const half = tQuantile((1 + level) / 2, n - 1) * (sampleStd(z, mz) / Math.sqrt(n));
+  const back = (t: number): number => Math.min(hi, Math.max(lo, lo + width / (1 + Math.exp(-t))));
+  const ci: [number, number] = [Math.min(back(mz - half), m), Math.max(back(mz + half), m)];
+  return { n, mean: m, std, ci, method: 'logit-t', level, degenerate };
 }

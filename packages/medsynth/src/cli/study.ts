@@ -7,7 +7,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../runtime/errors.js';
 import type { StudyConfigInput } from '../study/config.js';
-import type { StudySummary } from '../study/summary.js';
+import type { Interval, StudySummary } from '../study/summary.js';
 import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
 import { abortOnSigint } from './interrupt.js';
 import { createRenderer, formatSeconds, formatTable } from './render.js';
@@ -23,6 +23,9 @@ interface StudyFlags extends DataFlags {
   classifiers?: string[];
   seeds?: number[];
   minutes?: number;
+  generators?: string[];
+  generatorSeeds?: number;
+  equalSteps?: boolean;
   generatorRun?: string;
   evaluate?: boolean;
   out?: string;
@@ -71,6 +74,9 @@ export async function studyInputFromFlags(f: StudyFlags): Promise<StudyConfigInp
   if (f.conditions !== undefined) o['conditions'] = f.conditions;
   if (f.classifiers !== undefined) o['classifiers'] = f.classifiers;
   if (f.seeds !== undefined) o['seeds'] = f.seeds;
+  if (f.generators !== undefined) o['generators'] = f.generators;
+  if (f.generatorSeeds !== undefined) o['generatorSeeds'] = f.generatorSeeds;
+  if (f.equalSteps !== undefined) o['equalSteps'] = f.equalSteps;
   const generator = { ...((o['generator'] as Record<string, unknown> | undefined) ?? {}) };
   if (f.generatorRun !== undefined) generator['run'] = f.generatorRun;
   if (f.minutes !== undefined)
@@ -82,8 +88,9 @@ export async function studyInputFromFlags(f: StudyFlags): Promise<StudyConfigInp
 }
 
 const pct = (v: number | undefined | null) => (v === undefined || v === null ? '–' : (100 * v).toFixed(1));
+const withCi = (i: Interval | null) => (i ? `${pct(i.mean)} [${pct(i.ci[0])}, ${pct(i.ci[1])}]` : '–');
 
-/** The terminal report: one row per (classifier, condition), then the verdicts. */
+/** The terminal report: one row per (classifier, generator, condition), then the verdicts. */
 export function formatStudy(
   s: StudySummary,
   dir: string,
@@ -92,45 +99,53 @@ export function formatStudy(
   jobs: number,
 ): string {
   const rows = s.cells.map((c) => {
-    const acc = c.metrics.accuracy;
-    const d = c.vsReal?.accuracyDiff;
+    const base = c.comparisons.find((x) => x.role === 'baseline');
+    const d = base?.diff.accuracy;
     return [
       c.classifier,
+      c.generator ?? '–',
       c.condition,
       `${c.trainReal}+${c.trainSynthetic}`,
-      String(c.seeds.length),
-      acc ? `${pct(acc.mean)} [${pct(acc.ci[0])}, ${pct(acc.ci[1])}]` : '–',
+      `${c.metrics.accuracy?.n ?? 0} ${c.units === 'generator seeds' ? 'g' : 's'}`,
+      withCi(c.metrics.accuracy),
       pct(c.metrics.balancedAccuracy?.mean),
-      pct(c.metrics.sensitivity?.mean),
-      pct(c.metrics.specificity?.mean),
-      pct(c.metrics.macroF1?.mean),
-      pct(c.metrics.auc?.mean),
-      d ? `${d.mean >= 0 ? '+' : ''}${pct(d.mean)}` : '',
-      c.vsReal?.pHolm === null || c.vsReal?.pHolm === undefined ? '' : c.vsReal.pHolm.toFixed(3),
+      withCi(c.metrics.sensitivity),
+      withCi(c.metrics.specificity),
+      pct(c.minorityF1?.mean),
+      d && base ? `${d.mean >= 0 ? '+' : ''}${pct(d.mean)} vs ${base.against}` : '',
+      base ? base.judgement.direction : '',
     ];
   });
   const lines = [
-    `test set: ${s.testCount} real images (${s.classNames.map((n, k) => `${n} ${s.testClassCounts[k]}`).join(', ')})`,
+    `test set: ${s.testCount} real images (${s.classNames.map((n, k) => `${n} ${s.testClassCounts[k]}`).join(', ')}); minority class ${s.classNames[s.minorityClass]}`,
+    ...s.instances.map(
+      (i) =>
+        `generator ${i.key}: trained on ${i.trainedOn.what}; pool ${i.pool.images} images in ${formatSeconds(i.pool.seconds)}${
+          i.quality?.fid !== null && i.quality?.fid !== undefined ? `; FID ${i.quality.fid.toFixed(2)}` : ''
+        }${i.fidelity ? `; class fidelity ${pct(i.fidelity.accuracy)} %` : ''}`,
+    ),
     '',
     formatTable(
       [
         'classifier',
+        'generator',
         'condition',
         'train real+syn',
-        'seeds',
+        'n',
         'accuracy % [95% CI]',
         'bal.acc',
-        'sens',
-        'spec',
-        'macro F1',
-        'AUC',
+        'sens [CI]',
+        'spec [CI]',
+        'minority F1',
         'Δacc',
-        'p (Holm)',
+        'verdict',
       ],
       rows,
     ),
     '',
     ...s.verdicts.map((v) => `• ${v.text}`),
+    '',
+    s.statistics,
     '',
     `${ran} of ${jobs} jobs run now in ${formatSeconds(seconds)}; results: ${dir}/results.json, results.csv, study.sqlite`,
   ];
@@ -145,7 +160,16 @@ export function registerStudyCommand(program: Command): void {
     )
     .option('--data <source>', 'the real dataset (an .npz, medmnist:<name>, a folder of images or DICOM)')
     .option('--config <file>', 'a study config file (YAML or JSON); flags override its fields')
-    .addOption(new Option('--preset <name>', 'starting config').choices(['quick', 'paper', 'tiny']))
+    .addOption(
+      new Option('--preset <name>', 'starting config').choices([
+        'quick',
+        'replacement',
+        'augmentation',
+        'limited-data',
+        'paper',
+        'tiny',
+      ]),
+    )
     .option('--resume <study-dir>', 'finish an interrupted study (finished jobs are kept)')
     .addOption(new Option('--size <px>', 'image side').choices(['28', '32', '64', '128']))
     .addOption(
@@ -161,7 +185,21 @@ export function registerStudyCommand(program: Command): void {
     )
     .option('--classifiers <list>', 'classifiers, e.g. cnn,resnet,vgg,lbp-rf,texture-lr', list)
     .option('--seeds <list>', 'seeds, e.g. 0,1,2 or 0-4', seedList)
-    .option('--minutes <n>', 'GAN training minutes', positive('--minutes'))
+    .option('--minutes <n>', 'training minutes of every generator', positive('--minutes'))
+    .option(
+      '--generators <list>',
+      'generator families side by side, e.g. cgan,stylegan2,pggan,ddpm (a config file can give each options)',
+      list,
+    )
+    .option(
+      '--generator-seeds <n>',
+      'train each generator n times (generator variance in the intervals)',
+      (v) => parseInteger('--generator-seeds')(v),
+    )
+    .option(
+      '--equal-steps',
+      'every deep classifier trains for the same number of optimiser steps in every condition',
+    )
     .option('--generator-run <dir>', 'use a finished `medsynth train` run instead of training one')
     .option('--no-evaluate', 'skip the synthetic images’ FID/KID/PRDC/MS-SSIM/privacy evaluation')
     .option('--out <dir>', 'parent folder of the numbered study directories', 'studies')
@@ -171,7 +209,7 @@ export function registerStudyCommand(program: Command): void {
   addDataFlags(cmd).action(async (flags: StudyFlags) => {
     const render = createRenderer({ json: flags.json === true });
     const { resolveStudyConfig } = await import('../study/config.js');
-    const { resumeStudy, runStudy, studyJobs } = await import('../study/runner.js');
+    const { estimateStudyTime, resumeStudy, runStudy, studyJobs } = await import('../study/runner.js');
     if (flags.resume !== undefined && (flags.data !== undefined || flags.config !== undefined))
       throw new ConfigError('give either --resume or a new study (--data/--config), not both', {
         field: '--resume',
@@ -180,9 +218,14 @@ export function registerStudyCommand(program: Command): void {
       flags.resume === undefined ? resolveStudyConfig(await studyInputFromFlags(flags)) : undefined;
     if (flags.dryRun) {
       const jobs = config ? studyJobs(config) : [];
+      const estimate = config ? await estimateStudyTime(config) : null;
       process.stdout.write(
-        `${JSON.stringify(config ? { config, jobs: jobs.map((j) => j.id) } : { resume: flags.resume }, null, 2)}\n`,
+        `${JSON.stringify(config ? { config, jobs: jobs.map((j) => j.id), estimate } : { resume: flags.resume }, null, 2)}\n`,
       );
+      if (estimate && !flags.json)
+        process.stderr.write(
+          `${estimate.jobs} jobs, ${estimate.generatorModels} generator model(s) in ${estimate.generatorInstances} instance(s); expected about ${formatSeconds(estimate.minutes.total * 60)} on ${estimate.cores} cores (generators ${formatSeconds(estimate.minutes.generators * 60)}, pools ${formatSeconds(estimate.minutes.pools * 60)}, evaluation ${formatSeconds(estimate.minutes.evaluation * 60)}, classifiers ${formatSeconds(estimate.minutes.classifiers * 60)}; ${estimate.basis})\n`,
+        );
       return;
     }
     const { selectBackend } = await import('../runtime/backend.js');

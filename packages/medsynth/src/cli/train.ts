@@ -14,7 +14,7 @@ import {
   TRAIN_PRESETS,
   type TrainOptionsInput,
 } from '../config/train-options.js';
-import { selectBackend } from '../runtime/backend.js';
+import { selectBackend, slowBackendWarning } from '../runtime/backend.js';
 import { ConfigError } from '../runtime/errors.js';
 import { resumeGan, type TrainResult, trainGan } from '../training/loop.js';
 import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
@@ -299,6 +299,8 @@ export function registerTrainCommand(program: Command): void {
     const backend = await selectBackend();
     if (!flags.json)
       process.stderr.write(`backend: ${backend.backend} (${backend.reason}), ${backend.threads} threads\n`);
+    const slow = slowBackendWarning();
+    if (slow) render.onProgress({ type: 'warning', message: slow });
     const interrupt = abortOnSigint(
       'stopping after this step (a checkpoint will be written; Ctrl-C again to quit now)',
       render.clear,

@@ -63,6 +63,35 @@ export const TrainOptionsSchema = z
     /** Sample real batches class-balanced (each class equally often) instead of by the data's frequencies. */
     balancedSampling: z.boolean().default(false),
     /**
+     * Train on these train-split images only (their ids, `Split.id`: a folder's relative paths, an npz's
+     * `train[i]`), e.g. the limited-data subset a classifier gets; null: the whole train split. Every id must
+     * be a train image, each listed once. The images load in the split's order, whatever the list's order.
+     */
+    trainImages: z
+      .array(z.string().min(1))
+      .min(1)
+      .superRefine((ids, ctx) => {
+        const seen = new Set<string>();
+        const repeated = new Set<string>();
+        for (const id of ids) (seen.has(id) ? repeated : seen).add(id);
+        if (repeated.size > 0) {
+          const shown = [...repeated].slice(0, 3).map((id) => `"${id}"`);
+          ctx.addIssue({
+            code: 'custom',
+            message: `ids listed more than once: ${shown.join(', ')}${repeated.size > 3 ? ` and ${repeated.size - 3} more` : ''}`,
+          });
+        }
+      })
+      .nullable()
+      .default(null),
+    /**
+     * Train a single-class model on this class's train images only (with `trainImages`: the listed ones of
+     * this class). The run's class list is `[trainClass]` and every label 0, so dcgan, stylegan2, pggan and
+     * ddpm build their unconditional model; cgan and acgan need two classes or more and refuse it. Null: every
+     * class.
+     */
+    trainClass: z.string().min(1).nullable().default(null),
+    /**
      * Transitional conditioning (Shahbazi et al., ICLR 2022; cgan/acgan): the class information's strength λ
      * is 0 until `start` of the run's budget, then ramps linearly to 1 at `end` (fractions of kimg or minutes,
      * whichever budget is nearer its end). Null: conditional from the first step.
@@ -138,6 +167,11 @@ export const TrainOptionsSchema = z
   .refine((o) => o.kimg !== undefined || o.minutes !== undefined, {
     message: 'give a training length: kimg and/or minutes',
     path: ['kimg'],
+  })
+  .refine((o) => o.trainClass === null || (o.model !== 'cgan' && o.model !== 'acgan'), {
+    message:
+      'a single-class run (trainClass) trains an unconditional model: use model dcgan, stylegan2, pggan or ddpm (cgan and acgan need two classes or more)',
+    path: ['trainClass'],
   });
 
 export type TrainOptionsInput = z.input<typeof TrainOptionsSchema>;

@@ -42,8 +42,13 @@ import { evaluateSets, type EvaluationOptions, type EvaluationResult, type Label
 export interface EvaluateSourcesOptions extends EvaluationOptions {
   /** The real dataset; optional when `fake` is a run directory (its training data is used). */
   readonly real?: DataOptionsInput | string | undefined;
-  /** A run directory, a synthetic set (folder or .npz) or any dataset source. */
+  /** A run directory, a synthetic set (folder or .npz) or any dataset source; with `generator`, its label. */
   readonly fake: string;
+  /**
+   * Generate the synthetic images from this generator (already loaded; the caller owns and disposes it)
+   * instead of loading `fake`: e.g. a study's per-class models behind one conditional interface.
+   */
+  readonly generator?: { readonly generator: SamplingGenerator; readonly detail: string } | undefined;
   /** Real reference split (default `train`). */
   readonly realSplit?: SplitName | undefined;
   /** Held-out real split for privacy and the floor (default `test`; `none` to skip). */
@@ -209,13 +214,23 @@ async function makeExtractor(
   });
 }
 
+function checkGeneratorClasses(g: SamplingGenerator, classNames: readonly string[], file: string): void {
+  if (g.conditional && g.classNames.join('\n') !== classNames.join('\n'))
+    throw new DatasetError("the run's classes differ from the real dataset's", {
+      file,
+      expected: classNames.join(', '),
+      found: g.classNames.join(', '),
+    });
+}
+
 /** Loads, generates, extracts and evaluates (see the module comment). The caller writes the outputs. */
 export async function evaluateSources(o: EvaluateSourcesOptions): Promise<SourceEvaluation> {
   const started = performance.now();
   const control: RunControl = { onProgress: o.onProgress, signal: o.signal };
   const fakePath = resolve(o.fake);
-  const run = await isRunDir(fakePath);
-  const runOptions = run ? await readRunOptions(fakePath) : null;
+  const given = o.generator;
+  const run = given !== undefined || (await isRunDir(fakePath));
+  const runOptions = run && !given ? await readRunOptions(fakePath) : null;
   const realInput = o.real ?? runOptions?.data;
   if (realInput === undefined)
     throw new ConfigError('the real dataset is needed (only a run directory knows its own)', {
@@ -248,7 +263,11 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
   let detail: string;
   let generator: SamplingGenerator | null = null;
   try {
-    if (run) {
+    if (given) {
+      fakeShape = [given.generator.size, given.generator.size, given.generator.channels];
+      detail = given.detail;
+      checkGeneratorClasses(given.generator, classNames, fakePath);
+    } else if (run) {
       const loaded = await loadGenerator(fakePath, {
         ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
         ...(o.sampling ? { sampling: o.sampling } : {}),
@@ -257,12 +276,7 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
       const { spec } = loaded.run;
       fakeShape = [spec.size, spec.size, spec.channels as 1 | 3];
       detail = `generated from ${loaded.run.network} of ${loaded.run.checkpoint} (step ${loaded.run.step}, ${loaded.run.kimg.toFixed(1)} kimg)`;
-      if (generator.conditional && generator.classNames.join('\n') !== classNames.join('\n'))
-        throw new DatasetError("the run's classes differ from the real dataset's", {
-          file: fakePath,
-          expected: classNames.join(', '),
-          found: generator.classNames.join(', '),
-        });
+      checkGeneratorClasses(generator, classNames, fakePath);
     } else {
       fakeDs = await openDataset({ source: fakePath }, control);
       const first = await fakeDs.listing.read(0);
@@ -323,11 +337,12 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
       const holdoutSet: LabelledSet | null = holdoutSplit
         ? { images: await holdoutSplit.load(load), labels: Int32Array.from(holdoutSplit.labels) }
         : null;
-      if (generator) {
+      const sampler = given?.generator ?? generator;
+      if (sampler) {
         const weights = (holdoutSplit ?? realSplit).classCounts();
         const total = o.fakeCount ?? (holdoutSplit ?? realSplit).size;
         fakeImages = await generateFromRun(
-          generator,
+          sampler,
           proportionalCounts(total, weights),
           o.truncation,
           control,

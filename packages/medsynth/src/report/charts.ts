@@ -5,7 +5,7 @@
  */
 import type { LoggerInterface } from 'vega';
 import type { TopLevelSpec } from 'vega-lite';
-import type { CellSummary, Interval, StudySummary } from '../study/summary.js';
+import type { CellSummary, Interval, QualityVsGain, StudySummary } from '../study/summary.js';
 import type { EvaluationRecord, TickStats } from './load.js';
 
 export const CHART_FONT = 'system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif';
@@ -43,15 +43,42 @@ export function limitedFraction(condition: string): { fraction: number; topUp: b
   return m ? { fraction: Number(m[1]) / 100, topUp: m[2] !== undefined } : null;
 }
 
-/** The augmented condition (real+synthetic×r or rebalanced) with the largest accuracy gain over real. */
-export function bestAugmented(cells: readonly CellSummary[], classifier: string): CellSummary | null {
+/** A cell's name in charts: its condition, after its generator's name when it has one (`cgan: rebalanced`). */
+export function cellLabel(c: { readonly generator: string | null; readonly condition: string }): string {
+  return c.generator === null ? c.condition : `${c.generator}: ${c.condition}`;
+}
+
+/** Every cell label of the study: generator-free conditions first, then each generator's, in condition order. */
+export function cellLabels(summary: StudySummary): string[] {
+  const generators: (string | null)[] = [null, ...summary.generators];
+  const seen = new Map<string, [number, number]>();
+  for (const c of summary.cells)
+    seen.set(cellLabel(c), [generators.indexOf(c.generator), summary.conditions.indexOf(c.condition)]);
+  return [...seen.entries()].sort(([, a], [, b]) => a[0] - b[0] || a[1] - b[1]).map(([label]) => label);
+}
+
+/** The accuracy difference of a cell against its baseline (null for a baseline or without a comparison). */
+export function baselineDiff(c: CellSummary): Interval | null {
+  return c.comparisons.find((x) => x.role === 'baseline')?.diff.accuracy ?? null;
+}
+
+/**
+ * The augmented cell (real+synthetic×r or rebalanced) of a classifier, and of one generator when given, with
+ * the largest accuracy gain over its baseline.
+ */
+export function bestAugmented(
+  cells: readonly CellSummary[],
+  classifier: string,
+  generator?: string | null,
+): CellSummary | null {
   const list = cells.filter(
     (c) =>
       c.classifier === classifier &&
+      (generator === undefined || c.generator === generator) &&
       (AUGMENTED.test(c.condition) || c.condition === 'rebalanced') &&
       c.metrics.accuracy !== null,
   );
-  const gain = (c: CellSummary) => c.vsReal?.accuracyDiff?.mean ?? c.metrics.accuracy!.mean;
+  const gain = (c: CellSummary) => baselineDiff(c)?.mean ?? c.metrics.accuracy!.mean;
   return [...list].sort((a, b) => gain(b) - gain(a))[0] ?? null;
 }
 
@@ -101,19 +128,20 @@ export function augmentChart(ticks: readonly TickStats[]): TopLevelSpec | null {
   };
 }
 
-/** Test accuracy (mean and 95 % CI over seeds) per condition, one colour per classifier; dashed: each classifier's real baseline. */
+/** Test accuracy (mean and 95 % CI) per cell (condition, and generator where it has one), one colour per classifier; dashed: each classifier's real baseline. */
 export function accuracyChart(summary: StudySummary): TopLevelSpec | null {
   const rows = summary.cells
     .filter((c) => c.metrics.accuracy !== null)
-    .map((c) => ({ classifier: c.classifier, condition: c.condition, ...pctRow(c.metrics.accuracy!) }));
+    .map((c) => ({ classifier: c.classifier, condition: cellLabel(c), ...pctRow(c.metrics.accuracy!) }));
   if (rows.length === 0) return null;
+  const labels = cellLabels(summary);
   const baselines = rows
     .filter((r) => r.condition === 'real')
     .map((r) => ({ classifier: r.classifier, mean: r.mean }));
   const x = {
     field: 'condition',
     type: 'nominal',
-    sort: [...summary.conditions],
+    sort: labels,
     title: null,
     axis: { labelAngle: -25, labelLimit: 400 },
   } as const;
@@ -127,10 +155,7 @@ export function accuracyChart(summary: StudySummary): TopLevelSpec | null {
     $schema: SCHEMA,
     config: CONFIG,
     // a band per condition wide enough for one point per classifier (a step would size the offset bands)
-    width: Math.min(
-      1000,
-      Math.max(360, summary.conditions.length * Math.max(80, 24 * summary.classifiers.length)),
-    ),
+    width: Math.min(1000, Math.max(360, labels.length * Math.max(80, 24 * summary.classifiers.length))),
     height: 260,
     layer: [
       {
@@ -168,17 +193,18 @@ export function accuracyChart(summary: StudySummary): TopLevelSpec | null {
   };
 }
 
-/** F1 of each class per condition, one panel per classifier. */
+/** F1 of each class per cell (condition and generator), one panel per classifier. */
 export function perClassF1Chart(summary: StudySummary): TopLevelSpec | null {
   const rows: { classifier: string; condition: string; cls: string; f1: number }[] = [];
   for (const c of summary.cells)
-    c.perClassF1.forEach((i, k) => {
+    c.perClass.f1.forEach((i, k) => {
       const cls = summary.classNames[k];
       if (i && cls !== undefined)
-        rows.push({ classifier: c.classifier, condition: c.condition, cls, f1: 100 * i.mean });
+        rows.push({ classifier: c.classifier, condition: cellLabel(c), cls, f1: 100 * i.mean });
     });
   if (rows.length === 0) return null;
-  const bars = summary.classNames.length * summary.conditions.length;
+  const labels = cellLabels(summary);
+  const bars = summary.classNames.length * labels.length;
   return {
     $schema: SCHEMA,
     config: CONFIG,
@@ -204,9 +230,9 @@ export function perClassF1Chart(summary: StudySummary): TopLevelSpec | null {
           title: null,
           axis: { labelAngle: 0 },
         },
-        xOffset: { field: 'condition', sort: [...summary.conditions] },
+        xOffset: { field: 'condition', sort: labels },
         y: { field: 'f1', type: 'quantitative', title: 'F1 %', scale: { domain: [0, 100] } },
-        color: { field: 'condition', type: 'nominal', sort: [...summary.conditions], title: 'condition' },
+        color: { field: 'condition', type: 'nominal', sort: labels, title: 'condition' },
       },
     },
   };
@@ -245,32 +271,47 @@ function lineWithIntervals(
   } as TopLevelSpec;
 }
 
-/** Accuracy against the synthetic ratio (real = 0, real+synthetic×r = r), when the study has at least two ratios r > 0. */
+/** A line's name: the classifier, and the generator of its synthetic images when the study has several. */
+function seriesName(summary: StudySummary, classifier: string, generator: string | null): string {
+  return summary.generators.length > 1 && generator !== null ? `${classifier} × ${generator}` : classifier;
+}
+
+/**
+ * Accuracy against the synthetic ratio (real = 0, real+synthetic×r = r), one line per classifier (and
+ * generator), when the study has at least two ratios r > 0.
+ */
 export function ratioChart(summary: StudySummary): TopLevelSpec | null {
   const ratios = new Set(
     summary.conditions.map(syntheticRatio).filter((r): r is number => r !== null && r > 0),
   );
   if (ratios.size < 2) return null;
-  const rows = summary.cells
-    .filter((c) => c.metrics.accuracy !== null && syntheticRatio(c.condition) !== null)
-    .map((c) => ({
-      classifier: c.classifier,
-      ratio: syntheticRatio(c.condition)!,
-      ...pctRow(c.metrics.accuracy!),
-    }))
-    .sort((a, b) => a.ratio - b.ratio);
+  const rows: Record<string, unknown>[] = [];
+  for (const c of summary.cells) {
+    const ratio = syntheticRatio(c.condition);
+    if (!c.metrics.accuracy || ratio === null) continue;
+    // the real baseline starts every generator's line
+    const generators = c.generator === null ? summary.generators : [c.generator];
+    for (const g of generators)
+      rows.push({ series: seriesName(summary, c.classifier, g), ratio, ...pctRow(c.metrics.accuracy) });
+  }
+  rows.sort((a, b) => (a['ratio'] as number) - (b['ratio'] as number));
   return lineWithIntervals(
     rows,
     { field: 'ratio', type: 'quantitative', title: 'synthetic images added per real image (0 = real only)' },
-    { color: { field: 'classifier', type: 'nominal', sort: [...summary.classifiers], title: 'classifier' } },
+    { color: { field: 'series', type: 'nominal', title: 'classifier' } },
     'test accuracy % (95 % CI)',
   );
 }
 
-/** Accuracy against the share of real training images kept (limited-f, with and without a synthetic top-up; real = 100 %). */
+/**
+ * Accuracy against the share of real training images kept (limited-f, with and without each generator's
+ * synthetic top-up; real = 100 %).
+ */
 export function limitedChart(summary: StudySummary): TopLevelSpec | null {
   if (!summary.conditions.some((c) => limitedFraction(c) !== null)) return null;
-  const series = ['real images only', 'with synthetic top-up'];
+  const topUp = (g: string) =>
+    summary.generators.length > 1 ? `with synthetic top-up (${g})` : 'with synthetic top-up';
+  const series = ['real images only', ...summary.generators.map(topUp)];
   const rows: Record<string, unknown>[] = [];
   for (const c of summary.cells) {
     if (!c.metrics.accuracy) continue;
@@ -280,11 +321,11 @@ export function limitedChart(summary: StudySummary): TopLevelSpec | null {
       continue;
     }
     const lim = limitedFraction(c.condition);
-    if (lim)
+    if (lim && lim.topUp === (c.generator !== null))
       rows.push({
         classifier: c.classifier,
         fraction: lim.fraction,
-        series: series[lim.topUp ? 1 : 0],
+        series: c.generator === null ? series[0] : topUp(c.generator),
         ...interval,
       });
   }
@@ -308,14 +349,19 @@ export function limitedChart(summary: StudySummary): TopLevelSpec | null {
   );
 }
 
-/** The conditions whose confusion matrices a classifier's heatmap shows: real, synthetic, the best augmented one. */
+/**
+ * The cells whose confusion matrices a classifier's heatmap shows: real, then for each generator its
+ * synthetic-only cell and its best augmented one.
+ */
 export function confusionConditions(summary: StudySummary, classifier: string): CellSummary[] {
   const mine = summary.cells.filter((c) => c.classifier === classifier && c.confusion.length > 0);
-  const out = ['real', 'synthetic']
-    .map((name) => mine.find((c) => c.condition === name))
-    .filter((c): c is CellSummary => c !== undefined);
-  const best = bestAugmented(mine, classifier);
-  if (best) out.push(best);
+  const out = mine.filter((c) => c.generator === null && c.condition === 'real');
+  for (const g of summary.generators) {
+    const synthetic = mine.find((c) => c.generator === g && c.condition === 'synthetic');
+    if (synthetic) out.push(synthetic);
+    const best = bestAugmented(mine, classifier, g);
+    if (best) out.push(best);
+  }
   return out;
 }
 
@@ -331,7 +377,7 @@ export function confusionChart(summary: StudySummary, classifier: string): TopLe
       row.forEach((n, j) => {
         const share = total > 0 ? n / total : 0;
         rows.push({
-          condition: c.condition,
+          condition: cellLabel(c),
           actual: names[i] ?? String(i),
           predicted: names[j] ?? String(j),
           share,
@@ -350,7 +396,7 @@ export function confusionChart(summary: StudySummary, classifier: string): TopLe
       column: {
         field: 'condition',
         type: 'nominal',
-        sort: cells.map((c) => c.condition),
+        sort: cells.map(cellLabel),
         title: null,
         header: { labelFontSize: 12 },
       },
@@ -385,6 +431,76 @@ export function confusionChart(summary: StudySummary, classifier: string): TopLe
       ],
     },
     resolve: { scale: { color: 'shared' } },
+  } as TopLevelSpec;
+}
+
+/** The quality-vs-gain points of one (condition, classifier) that have an FID and an accuracy change. */
+export function qualityPoints(
+  qvg: QualityVsGain,
+  condition: string,
+  classifier: string,
+): QualityVsGain['points'][number][] {
+  return qvg.points.filter(
+    (p) =>
+      p.condition === condition &&
+      p.classifier === classifier &&
+      p.quality.fid !== null &&
+      p.effect.accuracy !== null,
+  );
+}
+
+/**
+ * FID (x) against the mean accuracy change over the baseline (y, points) of one (condition, classifier):
+ * one point per generator instance, labelled with its generator and seed; null with fewer than two points.
+ */
+export function qualityChart(qvg: QualityVsGain, condition: string, classifier: string): TopLevelSpec | null {
+  const points = qualityPoints(qvg, condition, classifier);
+  if (points.length < 2) return null;
+  const rows = points.map((p) => ({
+    fid: p.quality.fid,
+    gain: 100 * p.effect.accuracy!,
+    label: `${p.generator} seed ${p.generatorSeed}`,
+    generator: p.generator,
+  }));
+  const x = {
+    field: 'fid',
+    type: 'quantitative',
+    title: 'FID (lower is better)',
+    scale: { zero: false, padding: 16 },
+  };
+  const y = {
+    field: 'gain',
+    type: 'quantitative',
+    title: 'Δ accuracy (points) vs baseline',
+    scale: { zero: true },
+  };
+  return {
+    $schema: SCHEMA,
+    config: CONFIG,
+    title: `${classifier} · ${condition}`,
+    width: 300,
+    height: 200,
+    layer: [
+      {
+        data: { values: [{ zero: 0 }] },
+        mark: { type: 'rule', strokeDash: [4, 3], color: '#888' },
+        encoding: { y: { field: 'zero', type: 'quantitative' } },
+      },
+      {
+        data: { values: rows },
+        mark: { type: 'point', filled: true, size: 70 },
+        encoding: {
+          x,
+          y,
+          color: { field: 'generator', type: 'nominal', legend: null },
+        },
+      },
+      {
+        data: { values: rows },
+        mark: { type: 'text', align: 'left', dx: 7, fontSize: 10, color: '#333' },
+        encoding: { x, y, text: { field: 'label' } },
+      },
+    ],
   } as TopLevelSpec;
 }
 

@@ -59,3 +59,10 @@ export function duration(seconds: number): string {
   if (seconds < 5400) return `${(seconds / 60).toFixed(1)} min`;
   return `${(seconds / 3600).toFixed(1)} h`;
 }
+
+/** A number with `digits` decimals and a typographic minus (`−0.52`); `–` when missing. */
+export function fixed(v: number | null | undefined, digits = 2): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return DASH;
+  const s = v.toFixed(digits);
+  return Number(s) === 0 ? (0).toFixed(digits) : s.replace('-', MINUS);
+}

@@ -1,7 +1,8 @@
 /**
- * The study report: `buildReport(studyDir)` reads a finished study directory and returns one self-contained
- * HTML page (images inlined as data: URIs, charts as inline SVG, no script, no network); `writeReport` writes
- * it atomically to `<studyDir>/report.html` (or another file). Reads files only: no TensorFlow, no database.
+ * The study report: `buildReport(studyDir)` reads a finished study directory (results version 2) and returns
+ * one self-contained HTML page (images inlined as data: URIs, charts as inline SVG, no script, no network);
+ * `writeReport` writes it atomically to `<studyDir>/report.html` (or another file). Reads files only: no
+ * TensorFlow, no database.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -14,14 +15,15 @@ import {
   lossChart,
   perClassF1Chart,
   privacyChart,
+  qualityChart,
   ratioChart,
   renderSvg,
 } from './charts.js';
-import { reportHtml, type ReportCharts } from './html.js';
+import { reportHtml, type InstanceCharts, type ReportCharts } from './html.js';
 import { loadStudyReport, type StudyReportData } from './load.js';
 
-export { loadStudyReport, type StudyReportData } from './load.js';
-export { reportHtml, type ReportCharts, type ReportMeta } from './html.js';
+export { loadStudyReport, RESULTS_VERSION, type InstanceReport, type StudyReportData } from './load.js';
+export { reportHtml, type InstanceCharts, type ReportCharts, type ReportMeta } from './html.js';
 
 export const REPORT_FILE = 'report.html';
 
@@ -47,9 +49,24 @@ export async function renderReportCharts(data: StudyReportData): Promise<ReportC
   let n = 0;
   const svg = async (spec: Parameters<typeof renderSvg>[0] | null): Promise<string | null> =>
     spec ? renderSvg(spec, `chart${++n}`) : null;
-  const ticks = data.gan?.ticks ?? [];
-  const loss = await svg(lossChart(ticks));
-  const augment = await svg(augmentChart(ticks));
+  const instances: Record<string, InstanceCharts> = {};
+  for (const inst of data.instances) {
+    const loss: { run: string; svg: string }[] = [];
+    const augment: { run: string; svg: string }[] = [];
+    for (const run of inst.runs) {
+      const l = await svg(lossChart(run.ticks));
+      if (l) loss.push({ run: run.name, svg: l });
+      const a = await svg(augmentChart(run.ticks));
+      if (a) augment.push({ run: run.name, svg: a });
+    }
+    const privacy: { space: string; svg: string }[] = [];
+    for (const r of inst.evaluation?.records ?? []) {
+      if (r.metric !== 'privacy') continue;
+      const out = await svg(privacyChart(r));
+      if (out) privacy.push({ space: r.extractor === null ? 'pixels' : 'features', svg: out });
+    }
+    instances[inst.record.key] = { loss, augment, privacy };
+  }
   const accuracy = await svg(accuracyChart(s));
   const perClassF1 = await svg(perClassF1Chart(s));
   const ratio = await svg(ratioChart(s));
@@ -59,16 +76,17 @@ export async function renderReportCharts(data: StudyReportData): Promise<ReportC
     const out = await svg(confusionChart(s, classifier));
     if (out) confusion.push({ classifier, svg: out });
   }
-  const privacy: { space: string; svg: string }[] = [];
-  for (const r of data.evaluation?.records ?? []) {
-    if (r.metric !== 'privacy') continue;
-    const out = await svg(privacyChart(r));
-    if (out) privacy.push({ space: r.extractor === null ? 'pixels' : 'features', svg: out });
-  }
-  return { loss, augment, accuracy, perClassF1, ratio, limited, confusion, privacy };
+  const quality: { condition: string; classifier: string; svg: string }[] = [];
+  if (s.qualityVsGain)
+    for (const condition of s.conditions)
+      for (const classifier of s.classifiers) {
+        const out = await svg(qualityChart(s.qualityVsGain, condition, classifier));
+        if (out) quality.push({ condition, classifier, svg: out });
+      }
+  return { accuracy, perClassF1, ratio, limited, confusion, instances, quality };
 }
 
-/** The report of the study in `studyDir` as one HTML document. Throws `StudyError` when results.json is missing or foreign. */
+/** The report of the study in `studyDir` as one HTML document. Throws `StudyError` when results.json is missing, foreign or of an older version. */
 export async function buildReport(studyDir: string, options: BuildReportOptions = {}): Promise<string> {
   const data = await loadStudyReport(studyDir);
   const charts = await renderReportCharts(data);

@@ -1,15 +1,18 @@
 /**
- * Reads what a report needs from a study directory: `results.json` (required), `study.json`, the grids,
- * `evaluation/` (optional: evaluation.json and its pictures) and the generator's run (optional: stats.jsonl,
- * result.json, run.json, options.json — inside `gan/`, or the run named by config.generator.run). Missing
- * optional pieces become `null` with a short note saying why; only a missing or foreign results.json throws.
+ * Reads what a report needs from a study directory (results version 2): `results.json` (required),
+ * `study.json`, `real-grid.png`, and for each generator instance of `results.json` its folder
+ * `generators/<key>/`: `synthetic-grid.png`, `evaluation/` (evaluation.json and the closest-pair pictures)
+ * and its training runs (stats.jsonl, result.json). Folders are found from the study directory and the
+ * instance keys, never from the absolute paths recorded in results.json, so a moved or copied study still
+ * reports. Missing optional pieces become `null` with a short note saying why; only a missing, foreign or
+ * old results.json throws.
  */
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { Comparison, MetricName } from '../metrics/registry.js';
 import { StudyError } from '../runtime/errors.js';
-import type { StudySummary } from '../study/summary.js';
+import type { InstanceRecord, StudySummary } from '../study/summary.js';
 
 /** A PNG read from the study directory, with its size from the header. */
 export interface PngFile {
@@ -74,30 +77,43 @@ export interface TickStats {
   readonly seconds: number | null;
 }
 
-/** The generator's training run, as far as it could be read. */
+/** A training run of a generator instance, as far as it could be read. */
 export interface GanRun {
+  /** Where it was found. */
   readonly dir: string;
+  /** Its folder name (the name runs.json of the instance gives it). */
+  readonly name: string;
   readonly ticks: readonly TickStats[];
   readonly result: Readonly<Record<string, unknown>> | null;
-  readonly spec: Readonly<Record<string, unknown>> | null;
-  readonly options: Readonly<Record<string, unknown>> | null;
+}
+
+/** One generator instance (summary.instances) and what its folder `generators/<key>/` holds. */
+export interface InstanceReport {
+  readonly record: InstanceRecord;
+  /** `<study>/generators/<key>` (from the study folder and the key, never from recorded absolute paths). */
+  readonly dir: string;
+  readonly syntheticGrid: PngFile | null;
+  readonly evaluation: EvaluationFile | null;
+  /** Why there is no evaluation (null when there is one). */
+  readonly evaluationNote: string | null;
+  readonly privacyPictures: { readonly features: PngFile | null; readonly pixels: PngFile | null };
+  /** The runs whose folders were found, in the record's order. */
+  readonly runs: readonly GanRun[];
+  /** Why some or all training curves are missing (null when every run has them). */
+  readonly runsNote: string | null;
 }
 
 export interface StudyReportData {
   readonly dir: string;
   readonly summary: StudySummary;
-  readonly evaluation: EvaluationFile | null;
-  /** Why there is no evaluation (null when there is one). */
-  readonly evaluationNote: string | null;
   readonly realGrid: PngFile | null;
-  readonly syntheticGrid: PngFile | null;
-  readonly privacyPictures: { readonly features: PngFile | null; readonly pixels: PngFile | null };
-  readonly gan: GanRun | null;
-  /** Why there are no training curves (null when there are). */
-  readonly ganNote: string | null;
+  readonly instances: readonly InstanceReport[];
   /** Which of the study's result files exist (for the footer). */
   readonly files: Readonly<Record<'results.json' | 'results.csv' | 'study.sqlite' | 'study.json', boolean>>;
 }
+
+/** The results.json version this report reads (study/summary.ts). */
+export const RESULTS_VERSION = 2;
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -159,16 +175,19 @@ async function readSummary(dir: string): Promise<StudySummary> {
       expected: 'format "medsynth-study-results"',
       found: isObject(value) ? String(value['format']) : typeof value,
     });
-  if (value['version'] !== 1)
-    throw new StudyError('unsupported results version', {
-      file,
-      expected: '1',
-      found: String(value['version']),
-    });
+  if (value['version'] !== RESULTS_VERSION)
+    throw new StudyError(
+      typeof value['version'] === 'number' && value['version'] < RESULTS_VERSION
+        ? `results.json was written by an older medsynth (results version ${value['version']}); this report reads version ${RESULTS_VERSION} — rerun the study with this medsynth, or report it with the medsynth that ran it`
+        : 'unsupported results version',
+      { file, expected: String(RESULTS_VERSION), found: String(value['version']) },
+    );
   for (const key of [
     'classNames',
     'conditions',
     'classifiers',
+    'generators',
+    'instances',
     'cells',
     'verdicts',
     'jobs',
@@ -182,54 +201,28 @@ async function readSummary(dir: string): Promise<StudySummary> {
 }
 
 async function readEvaluation(
-  dir: string,
+  folder: string,
   summary: StudySummary,
+  record: InstanceRecord,
 ): Promise<{ evaluation: EvaluationFile | null; note: string | null }> {
-  const file = join(dir, 'evaluation', 'evaluation.json');
+  const file = join(folder, 'evaluation', 'evaluation.json');
   const enabled = (summary.config.evaluate as { enabled?: boolean } | undefined)?.enabled !== false;
   if (!existsSync(file))
     return {
       evaluation: null,
-      note: enabled
-        ? 'No evaluation of the synthetic images was found (evaluation/evaluation.json is missing).'
-        : 'The synthetic images were not evaluated: evaluation was disabled in this study’s config.',
+      note: !enabled
+        ? 'Not evaluated: evaluation was disabled in this study’s config.'
+        : record.fraction !== null
+          ? 'Not evaluated: the study evaluates the generators trained on the whole train split only.'
+          : `No evaluation was found (generators/${record.key}/evaluation/evaluation.json is missing).`,
     };
   const value = await readJson(file);
   if (!isObject(value) || !Array.isArray(value['records']))
     return {
       evaluation: null,
-      note: 'evaluation/evaluation.json could not be read (not a medsynth evaluation).',
+      note: `generators/${record.key}/evaluation/evaluation.json could not be read (not a medsynth evaluation).`,
     };
   return { evaluation: value as unknown as EvaluationFile, note: null };
-}
-
-/** The generator's run directory: config.generator.run (absolute, or relative to the study or the cwd), else the newest `gan/<run>`. */
-async function findGanRun(
-  dir: string,
-  summary: StudySummary,
-): Promise<{ dir: string | null; note: string | null }> {
-  const named = summary.config.generator?.run;
-  if (named !== undefined) {
-    const candidates = isAbsolute(named) ? [named] : [resolve(dir, named), resolve(named)];
-    const found = candidates.find((c) => existsSync(c));
-    return found
-      ? { dir: found, note: null }
-      : {
-          dir: null,
-          note: `The study used an existing generator run (${named}) that is not on this machine.`,
-        };
-  }
-  const gan = join(dir, 'gan');
-  let runs: string[] = [];
-  try {
-    runs = (await readdir(gan)).filter((n) => /^\d{5,}-/.test(n)).sort();
-  } catch {
-    // no gan folder
-  }
-  const last = runs[runs.length - 1];
-  return last
-    ? { dir: join(gan, last), note: null }
-    : { dir: null, note: 'No generator run was found in gan/.' };
 }
 
 /** Parses stats.jsonl, skipping lines that are not JSON objects (a run cut off mid-line). */
@@ -259,33 +252,82 @@ export function parseStats(text: string): TickStats[] {
   return out;
 }
 
-async function readGan(
-  dir: string,
-  summary: StudySummary,
-): Promise<{ gan: GanRun | null; note: string | null }> {
-  const found = await findGanRun(dir, summary);
-  if (!found.dir) return { gan: null, note: found.note };
-  let ticks: TickStats[] = [];
-  try {
-    ticks = parseStats(await readFile(join(found.dir, 'stats.jsonl'), 'utf8'));
-  } catch {
-    // no stats: the run is still described
+/**
+ * Where a recorded run is on this machine: the same place under the instance's folder (the part of its
+ * recorded path after `generators/<key>/`, else its folder name), or for an existing run outside the study
+ * its recorded path (absolute, or relative to the study).
+ */
+function runCandidates(studyDir: string, folder: string, key: string, recorded: string): string[] {
+  const path = recorded.replace(/\\/g, '/');
+  const marker = `/generators/${key}/`;
+  const at = path.lastIndexOf(marker);
+  const inside = at >= 0 ? path.slice(at + marker.length) : basename(path);
+  const out = [join(folder, inside)];
+  if (at < 0) out.push(isAbsolute(recorded) ? recorded : resolve(studyDir, recorded));
+  return out;
+}
+
+async function readRuns(
+  studyDir: string,
+  folder: string,
+  record: InstanceRecord,
+): Promise<{ runs: GanRun[]; note: string | null }> {
+  const runs: GanRun[] = [];
+  const missing: string[] = [];
+  for (const r of record.runs ?? []) {
+    const dir = runCandidates(studyDir, folder, record.key, r.dir).find((c) => existsSync(c));
+    if (!dir) {
+      missing.push(basename(r.dir));
+      continue;
+    }
+    let ticks: TickStats[] = [];
+    try {
+      ticks = parseStats(await readFile(join(dir, 'stats.jsonl'), 'utf8'));
+    } catch {
+      // no stats: the run is still described
+    }
+    const result = await readJson(join(dir, 'result.json'));
+    runs.push({ dir, name: basename(dir), ticks, result: isObject(result) ? result : null });
   }
-  const result = await readJson(join(found.dir, 'result.json'));
-  const run = await readJson(join(found.dir, 'run.json'));
-  const options = await readJson(join(found.dir, 'options.json'));
+  const noStats = runs.filter((r) => r.ticks.length === 0).map((r) => r.name);
+  const notes = [
+    missing.length > 0
+      ? record.existingRun
+        ? `The existing run it samples from (${missing.join(', ')}) is not on this machine.`
+        : `Its training run${missing.length === 1 ? '' : 's'} (${missing.join(', ')}) ${missing.length === 1 ? 'is' : 'are'} not in the study folder.`
+      : null,
+    noStats.length > 0 ? `No training statistics (stats.jsonl) in ${noStats.join(', ')}.` : null,
+  ].filter((x) => x !== null);
+  return { runs, note: notes.length > 0 ? notes.join(' ') : null };
+}
+
+async function readInstance(
+  studyDir: string,
+  summary: StudySummary,
+  record: InstanceRecord,
+): Promise<InstanceReport> {
+  // the key's segments only (a results.json cannot point the report outside generators/)
+  const folder = join(
+    studyDir,
+    'generators',
+    ...record.key.split('/').filter((p) => p !== '' && p !== '.' && p !== '..'),
+  );
+  const [evaluation, runs, syntheticGrid, features, pixels] = await Promise.all([
+    readEvaluation(folder, summary, record),
+    readRuns(studyDir, folder, record),
+    readPng(join(folder, 'synthetic-grid.png')),
+    readPng(join(folder, 'evaluation', 'privacy-closest-features.png')),
+    readPng(join(folder, 'evaluation', 'privacy-closest-pixels.png')),
+  ]);
   return {
-    gan: {
-      dir: found.dir,
-      ticks,
-      result: isObject(result) ? result : null,
-      spec: isObject(run) && isObject(run['spec']) ? run['spec'] : null,
-      options: isObject(options) ? options : null,
-    },
-    note:
-      ticks.length === 0
-        ? `The generator run (${found.dir}) has no training statistics (stats.jsonl).`
-        : null,
+    record,
+    dir: folder,
+    syntheticGrid,
+    evaluation: evaluation.evaluation,
+    evaluationNote: evaluation.note,
+    privacyPictures: { features, pixels },
+    runs: runs.runs,
+    runsNote: runs.note,
   };
 }
 
@@ -293,24 +335,15 @@ async function readGan(
 export async function loadStudyReport(studyDir: string): Promise<StudyReportData> {
   const dir = resolve(studyDir);
   const summary = await readSummary(dir);
-  const [evaluation, gan, realGrid, syntheticGrid, features, pixels] = await Promise.all([
-    readEvaluation(dir, summary),
-    readGan(dir, summary),
+  const [realGrid, instances] = await Promise.all([
     readPng(join(dir, 'real-grid.png')),
-    readPng(join(dir, 'synthetic-grid.png')),
-    readPng(join(dir, 'evaluation', 'privacy-closest-features.png')),
-    readPng(join(dir, 'evaluation', 'privacy-closest-pixels.png')),
+    Promise.all(summary.instances.map((r) => readInstance(dir, summary, r))),
   ]);
   return {
     dir,
     summary,
-    evaluation: evaluation.evaluation,
-    evaluationNote: evaluation.note,
     realGrid,
-    syntheticGrid,
-    privacyPictures: { features, pixels },
-    gan: gan.gan,
-    ganNote: gan.note,
+    instances,
     files: {
       'results.json': true,
       'results.csv': existsSync(join(dir, 'results.csv')),

@@ -18,19 +18,35 @@ export interface StudyClassifierModel extends TrainedClassifier {
   describe(): object;
 }
 
+/** What a data condition changes in a classifier's training. */
+export interface TrainOverrides {
+  /** False: no classic augmentation (a `:noaug` condition). */
+  readonly augment?: boolean | undefined;
+  /** Exactly this many optimiser steps (a study's `equalSteps`); deep classifiers only. */
+  readonly steps?: number | undefined;
+}
+
 export interface StudyClassifier {
   readonly name: string;
   readonly base: string;
   readonly family: ClassifierFamily;
   /** The options the classifier trains with (its defaults for the study merged with the config's). */
   readonly options: Readonly<Record<string, unknown>>;
+  /** Does a condition's `augment: false` change this classifier (deep ones augment; conventional never do)? */
+  readonly augments: boolean;
+  /** Optimiser steps of a full run over `images` training images (epochs × batches); null when not step-based. */
+  stepsFor(images: number): number | null;
   train(
     train: LabelledImages,
     validation: ImagesWithLabels,
     seed: number,
     control: RunControl,
+    overrides?: TrainOverrides,
   ): Promise<StudyClassifierModel>;
 }
+
+/** Classic augmentation off. */
+const NO_AUGMENT = { flip: false, verticalFlip: false, shift: 0, rotate: 0, brightness: 0, contrast: 0 };
 
 interface Builtin {
   readonly family: ClassifierFamily;
@@ -91,14 +107,29 @@ function make(
   const options = { ...builtin.defaults, ...overrides };
   if (builtin.family === 'deep') {
     // Validated now (a ConfigError names the field), so a typo fails before hours of work.
-    resolveCnnOptions(options as CnnOptionsInput);
+    const resolved = resolveCnnOptions(options as CnnOptionsInput);
     return {
       name,
       base,
       family: 'deep',
       options,
-      async train(train, validation, seed, control) {
-        return trainCnn(train, { ...(options as CnnOptionsInput), seed, validation }, control);
+      augments: true,
+      // As the trainer counts them: a last batch of one image sits its pass out.
+      stepsFor: (images) =>
+        (Math.floor(images / resolved.batchSize) + (images % resolved.batchSize >= 2 ? 1 : 0)) *
+        resolved.epochs,
+      async train(train, validation, seed, control, overrides = {}) {
+        return trainCnn(
+          train,
+          {
+            ...(options as CnnOptionsInput),
+            ...(overrides.augment === false ? { augment: NO_AUGMENT } : {}),
+            ...(overrides.steps !== undefined ? { steps: overrides.steps } : {}),
+            seed,
+            validation,
+          },
+          control,
+        );
       },
     };
   }
@@ -108,6 +139,8 @@ function make(
     base,
     family: 'conventional',
     options,
+    augments: false,
+    stepsFor: () => null,
     async train(train, _validation, seed, control) {
       return trainConventional(train, { ...options, seed }, control);
     },

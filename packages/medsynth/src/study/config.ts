@@ -4,7 +4,7 @@
  * `study.json` keep the resolved, frozen object.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DataOptionsSchema, resolveOptions } from '../config/data-options.js';
@@ -13,6 +13,7 @@ import { ConfigError } from '../runtime/errors.js';
 import { conditionName, parseCondition, type Condition } from './conditions.js';
 
 const SizeSchema = z.union([z.literal(28), z.literal(32), z.literal(64), z.literal(128)]);
+const NAME = z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only');
 
 /** A classifier in the grid: a built-in name, or a named variant of one with option overrides. */
 export const ClassifierEntrySchema = z.union([
@@ -20,7 +21,7 @@ export const ClassifierEntrySchema = z.union([
   z
     .object({
       /** The name in tables and job ids (letters, digits, `-`, `_`, `.`). */
-      name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+      name: NAME,
       /** The built-in classifier it starts from (see study/classifiers.ts). */
       base: z.string().min(1),
       /** Options of the base classifier (validated by it). */
@@ -28,6 +29,36 @@ export const ClassifierEntrySchema = z.union([
     })
     .strict(),
 ]);
+
+/** Sampler choices of a diffusion generator (DDIM steps, η, guidance scale) for its pool and evaluation. */
+const SamplingSchema = z
+  .object({
+    steps: z.number().int().min(1).max(1000).optional(),
+    eta: z.number().min(0).max(1).optional(),
+    guidance: z.number().min(0).optional(),
+  })
+  .strict();
+
+/**
+ * A generator of the study: trained inside the study directory with `train` (the options of `medsynth
+ * train`; without a `preset` the one made for the study's size and family: `medmnist-28`, `small-64`,
+ * `small-128`; `ddpm-28`, `ddpm-64` for `model: ddpm`), or an existing run (`run`, whose data must be the
+ * study's). `perClassModels` trains one unconditional model per class on that class's images only, and
+ * samples each class from its own model.
+ */
+export const GeneratorEntrySchema = z
+  .object({
+    /** Its name in tables, job ids and folders (default: the family, `-per-class` appended, or the run's folder name). */
+    name: NAME,
+    run: z.string().min(1).optional(),
+    train: z.record(z.string(), z.unknown()).default({}),
+    perClassModels: z.boolean().default(false),
+    checkpoint: z.string().optional(),
+    truncation: z.number().positive().max(4).optional(),
+    sampling: SamplingSchema.optional(),
+  })
+  .strict();
+export type GeneratorEntry = Readonly<z.output<typeof GeneratorEntrySchema>>;
 
 export const StudyConfigSchema = z
   .object({
@@ -48,29 +79,18 @@ export const StudyConfigSchema = z
       .strict()
       .default({}),
     /**
-     * The generator: `run` reuses a finished training run (its data must be this study's); otherwise one is
-     * trained inside the study directory with these training options (see `medsynth train`). Without a
-     * `preset` there, the training preset made for the study's size is used (`medmnist-28`, `small-64`, `small-128`;
-     * `ddpm-28`, `ddpm-64` for `model: ddpm`).
+     * The generators compared side by side (the study's generator axis, see `GeneratorEntrySchema`); each is
+     * trained inside the study directory on the real train split with the same budget, `generatorSeeds` times.
      */
-    generator: z
-      .object({
-        run: z.string().min(1).optional(),
-        train: z.record(z.string(), z.unknown()).default({}),
-        checkpoint: z.string().optional(),
-        truncation: z.number().positive().max(4).optional(),
-        /** Diffusion runs: the sampler for the pool and the evaluation (DDIM steps, η, guidance scale). */
-        sampling: z
-          .object({
-            steps: z.number().int().min(1).max(1000).optional(),
-            eta: z.number().min(0).max(1).optional(),
-            guidance: z.number().min(0).optional(),
-          })
-          .strict()
-          .optional(),
-      })
-      .strict()
-      .default({ train: {} }),
+    generators: z.array(GeneratorEntrySchema).min(1),
+    /** How many times each generator is trained (seeds 0 … N−1 added to its training seed). */
+    generatorSeeds: z.number().int().min(1).max(50).default(1),
+    /**
+     * Every deep classifier trains for the same number of optimiser steps in every condition: the steps of
+     * its epochs over the real train split (so extra images do not simply mean a longer training); early
+     * stopping is off and the best validation check of the run is kept.
+     */
+    equalSteps: z.boolean().default(false),
     /** Evaluate the synthetic images (FID, KID, PRDC, MS-SSIM, privacy) against the real ones. */
     evaluate: z
       .object({
@@ -102,24 +122,101 @@ export const StudyConfigSchema = z
       });
     if (new Set(c.seeds).size !== c.seeds.length)
       ctx.addIssue({ code: 'custom', message: 'seeds must be distinct', path: ['seeds'] });
+    const names = c.generators.map((g) => g.name);
+    names.forEach((n, i) => {
+      if (names.indexOf(n) !== i)
+        ctx.addIssue({
+          code: 'custom',
+          message: `two generators are named ${n} (give each a distinct name)`,
+          path: ['generators', i, 'name'],
+        });
+    });
+    const limitedTopUp = c.conditions.filter((x) =>
+      /^limited.*\+synthetic$/.test(x.trim().replace(/\s+/g, '')),
+    );
+    c.generators.forEach((g, i) => {
+      const model = (g.train as { model?: unknown }).model ?? 'cgan';
+      if (g.perClassModels && g.run === undefined && (model === 'cgan' || model === 'acgan'))
+        ctx.addIssue({
+          code: 'custom',
+          message: `${g.name}: perClassModels trains one unconditional model per class; give train.model dcgan, stylegan2, pggan or ddpm (not ${String(model)})`,
+          path: ['generators', i, 'train', 'model'],
+        });
+      if (g.run === undefined) return;
+      const why = (message: string) =>
+        ctx.addIssue({ code: 'custom', message, path: ['generators', i, 'run'] });
+      if (limitedTopUp.length > 0)
+        why(
+          `${g.name} is an existing run, trained on the whole train split, so it cannot top up ${limitedTopUp.join(', ')} honestly (its images would carry what the subset does not have): let the study train it (give train options instead of run) or drop those conditions`,
+        );
+      if (g.perClassModels)
+        why(`${g.name}: perClassModels trains its models inside the study; an existing run cannot`);
+      if (c.generatorSeeds > 1)
+        why(
+          `${g.name} is one existing run, so it has one generator seed; generatorSeeds is ${c.generatorSeeds}`,
+        );
+    });
   });
 
-export type StudyConfigInput = z.input<typeof StudyConfigSchema>;
+/** A generator as a config gives it: a family name (`cgan`), or an entry whose `name` may be left out. */
+export type GeneratorInput =
+  string | (Omit<z.input<typeof GeneratorEntrySchema>, 'name'> & { name?: string });
+
+/**
+ * A study config as written: `generators` (the axis) and/or `generator` (settings shared by every generator,
+ * e.g. `generator.train.minutes`; with `run`, the one generator is that run), both optional.
+ */
+export type StudyConfigInput = Omit<z.input<typeof StudyConfigSchema>, 'generators'> & {
+  generators?: GeneratorInput[];
+  generator?: Omit<z.input<typeof GeneratorEntrySchema>, 'name'>;
+};
 export type StudyConfig = Readonly<z.output<typeof StudyConfigSchema>>;
 
 type Preset = Omit<Partial<StudyConfigInput>, 'data'>;
 
+const SMALL_CNN = { name: 'cnn', base: 'cnn', options: { epochs: 8, patience: 3 } } as const;
+const RESNET = { name: 'resnet', base: 'resnet', options: { epochs: 8, patience: 3 } } as const;
+
+/** The research designs the presets mirror, as condition lists. */
+const REPLACEMENT = ['real', 'synthetic'];
+const AUGMENTATION = [
+  'real:noaug',
+  'real',
+  'real+synthetic:0.5',
+  'real+synthetic:1',
+  'real+synthetic:2',
+  'real+shuffled-synthetic:1',
+  'rebalanced',
+  'oversampled',
+  'rebalanced+shuffled',
+];
+const LIMITED = [0.05, 0.1, 0.25].flatMap((f) => [
+  `limited:${f}:noaug`,
+  `limited:${f}`,
+  `limited:${f}+synthetic`,
+]);
+
 /**
- * - `quick`: the one-command answer on a MedMNIST-sized set at 28 px (the README's main job): a 3-minute
- *   cGAN (with the training preset for the size), six conditions, the small CNN (≤ 8 epochs) and LBP + random forest (50 trees), 3 seeds.
- * - `paper`: the full grid: synthetic ratios 0.5/1/2, limited 10 %/25 % with and without synthetic top-up,
- *   three CNNs and two conventional classifiers, 5 seeds, a longer GAN.
+ * - `quick`: the one-command answer on a MedMNIST-sized set at 28 px (the README's main job): a cGAN on
+ *   the whole train split and one on the 10 % subset (2 minutes each, the training preset for the size), six
+ *   conditions, the small CNN (≤ 8 epochs) and LBP + random forest (50 trees), 3 seeds.
+ * - `replacement` (the pneumonia study: can synthetic images replace real ones?): four generator families
+ *   side by side (cgan, stylegan2, pggan, ddpm; 15 minutes each), real vs synthetic-only, two deep and two
+ *   conventional classifiers, 3 seeds, quality against downstream effect.
+ * - `augmentation` (the augmentation study): no augmentation vs classic vs classic + synthetic at ratios
+ *   0.5 / 1 / 2, rebalancing, and the controls (oversampled, shuffled labels); per-class F1; 3 seeds.
+ * - `limited-data`: 5 / 10 / 25 % of the real images, without augmentation, with classic augmentation and
+ *   with a synthetic top-up from a generator trained on that subset only; sensitivity and specificity.
+ * - `paper`: all three designs with four generator families, 2 generator seeds, 3 classifier seeds.
  * - `tiny`: seconds-long smoke study (tests, CI): a tiny GAN, small subsets, tiny networks, one seed.
+ *
+ * `medsynth study --dry-run` prints each one's job count and expected run time on this machine's cores.
  */
 export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
   quick: {
     size: 28,
-    generator: { train: { minutes: 3 } },
+    generators: ['cgan'],
+    generator: { train: { minutes: 2 } },
     conditions: [
       'real',
       'synthetic',
@@ -128,36 +225,49 @@ export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
       'limited:0.1',
       'limited:0.1+synthetic',
     ],
-    // Shortened so that the whole study fits in 15 minutes on 2 cores (measured 14m58s with a 15-epoch
-    // feature extractor, whose training took 2 of them; 10 epochs leave a margin).
+    // A 10-epoch feature extractor (of 15 by default) keeps the study inside 15 minutes on 2 cores.
     evaluate: { enabled: true, metrics: [...METRIC_NAMES], extractor: 'domain', extractorEpochs: 10 },
-    classifiers: [
-      { name: 'cnn', base: 'cnn', options: { epochs: 8, patience: 3 } },
-      { name: 'lbp-rf', base: 'lbp-rf', options: { nEstimators: 50 } },
-    ],
+    classifiers: [SMALL_CNN, { name: 'lbp-rf', base: 'lbp-rf', options: { nEstimators: 50 } }],
+    seeds: [0, 1, 2],
+  },
+  replacement: {
+    size: 28,
+    generators: ['cgan', 'stylegan2', 'pggan', 'ddpm'],
+    generator: { train: { minutes: 15 } },
+    conditions: REPLACEMENT,
+    classifiers: [SMALL_CNN, RESNET, 'lbp-rf', 'texture-lr'],
+    seeds: [0, 1, 2],
+  },
+  augmentation: {
+    size: 28,
+    generators: ['cgan'],
+    generator: { train: { minutes: 15 } },
+    conditions: AUGMENTATION,
+    classifiers: [SMALL_CNN, RESNET],
+    seeds: [0, 1, 2],
+  },
+  'limited-data': {
+    size: 28,
+    generators: ['cgan'],
+    generator: { train: { minutes: 10 } },
+    generatorSeeds: 2,
+    conditions: ['real:noaug', 'real', ...LIMITED],
+    classifiers: [SMALL_CNN, 'lbp-rf'],
     seeds: [0, 1, 2],
   },
   paper: {
     size: 28,
-    generator: { train: { minutes: 30 } },
-    conditions: [
-      'real',
-      'synthetic',
-      'real+synthetic:0.5',
-      'real+synthetic:1',
-      'real+synthetic:2',
-      'rebalanced',
-      'limited:0.1',
-      'limited:0.1+synthetic',
-      'limited:0.25',
-      'limited:0.25+synthetic',
-    ],
-    classifiers: ['cnn', 'resnet', 'vgg', 'lbp-rf', 'texture-lr'],
-    seeds: [0, 1, 2, 3, 4],
+    generators: ['cgan', 'stylegan2', 'pggan', 'ddpm'],
+    generator: { train: { minutes: 15 } },
+    generatorSeeds: 2,
+    conditions: [...new Set([...REPLACEMENT, ...AUGMENTATION, ...LIMITED])],
+    classifiers: [SMALL_CNN, RESNET, 'lbp-rf', 'texture-lr'],
+    seeds: [0, 1, 2],
   },
   tiny: {
     size: 28,
     maxImages: { train: 400, val: 100, test: 200 },
+    generators: ['cgan'],
     generator: { train: { preset: 'tiny', kimg: 0.5 } },
     evaluate: { enabled: true, metrics: ['fid', 'prdc', 'privacy'], extractor: 'domain', extractorEpochs: 2 },
     conditions: ['real', 'synthetic', 'real+synthetic:1', 'limited:0.25+synthetic'],
@@ -184,11 +294,46 @@ export function resolveStudyConfig(
     });
   const { data, ...rest } = input;
   const merged = mergeDeep(preset as Record<string, unknown>, rest);
+  // A `generator` of the user's that names what to train (a model, a run, per-class models) is the whole
+  // axis unless the user also lists `generators`; otherwise it holds settings shared by every generator.
+  const own = isPlainObject(rest.generator) ? rest.generator : null;
+  const names =
+    own !== null &&
+    (own['run'] !== undefined ||
+      own['perClassModels'] !== undefined ||
+      (isPlainObject(own['train']) && own['train']['model'] !== undefined));
+  if (names && rest.generators === undefined) merged['generators'] = [{}];
+  merged['generators'] = generatorEntries(merged['generators'], merged['generator']);
+  delete merged['generator'];
   merged['data'] = data;
   merged['preset'] = presetName;
   const config = resolveOptions(StudyConfigSchema, merged, 'study config');
   studyConditions(config); // names every bad condition now, not mid-study
   return config;
+}
+
+/**
+ * The generator axis with its shared settings laid under each entry: `generator` (shared) first, then the
+ * entry's own values; a shared `run` makes that run the only generator. Entries without a name get the
+ * family's (`cgan`, `ddpm-per-class`) or the run folder's name. Validation happens afterwards.
+ */
+function generatorEntries(list: unknown, shared: unknown): unknown {
+  const common = isPlainObject(shared) ? shared : {};
+  const { run, ...rest } = common;
+  const entries: unknown[] = run !== undefined ? [{ run }] : Array.isArray(list) ? list : [{}];
+  return entries.map((e) => {
+    const entry: Record<string, unknown> =
+      typeof e === 'string' ? { train: { model: e } } : isPlainObject(e) ? e : { name: e };
+    const out = mergeDeep(rest, entry);
+    if (out['name'] === undefined) {
+      const train = isPlainObject(out['train']) ? out['train'] : {};
+      out['name'] =
+        typeof out['run'] === 'string'
+          ? basename(out['run'].replace(/[/\\]+$/, '')).replace(/[^\w.-]+/g, '_')
+          : `${typeof train['model'] === 'string' ? train['model'] : 'cgan'}${out['perClassModels'] === true ? '-per-class' : ''}`;
+    }
+    return out;
+  });
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -264,7 +409,9 @@ function withPathsFrom(base: string, config: Record<string, unknown>): Record<st
     for (const k of ['source', 'labelsCsv', 'cacheDir']) if (k in data) data[k] = pathFrom(base, data[k]);
     out['data'] = data;
   }
-  if (isPlainObject(out['generator']) && 'run' in out['generator'])
-    out['generator'] = { ...out['generator'], run: pathFrom(base, out['generator']['run']) };
+  const withRun = (g: unknown) =>
+    isPlainObject(g) && 'run' in g ? { ...g, run: pathFrom(base, g['run']) } : g;
+  if (out['generator'] !== undefined) out['generator'] = withRun(out['generator']);
+  if (Array.isArray(out['generators'])) out['generators'] = out['generators'].map(withRun);
   return out;
 }

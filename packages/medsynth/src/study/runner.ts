@@ -1,51 +1,60 @@
 /**
- * Runs a study: the generator (trained inside the study directory, or an existing run), a synthetic pool,
- * the synthetic images' evaluation, then every job of the grid conditions × classifiers × seeds, each
- * writing one row to the results store when it finishes; finally the summaries (`results.json`,
- * `results.csv`).
+ * Runs a study: the real splits; the generator-free jobs (the baselines); then for every generator instance
+ * (generator × generator seed × scope, see generators.ts) its training run(s), its synthetic pool, the pool's
+ * class fidelity, the evaluation of its images, and its jobs; each job writes one row to the results store
+ * when it finishes; finally the summaries (`results.json`, `results.csv`).
  *
- * Resumable at every stage: the GAN run resumes from its last checkpoint, the synthetic pool is
- * regenerated from its seeds (image i of the pool is always the same image), the evaluation is skipped when
- * its `evaluation.json` exists, and jobs with a row are skipped. A job's result depends only on its
- * (condition, classifier, seed), the data and the generator, so a resumed study has the same rows as an
- * uninterrupted one (same backend and threads).
+ * Resumable at every stage: generator runs resume from their last checkpoint (finished ones are reused), a
+ * synthetic pool is regenerated from its seeds (image i of a pool is always the same image), an evaluation is
+ * skipped when its `evaluation.json` exists, and jobs with a row are skipped. A job's result depends only on
+ * its (generator instance, condition, classifier, seed), the data and that generator, so a resumed study has
+ * the same rows as an uninterrupted one (same backend and threads).
  *
  * Study directory:
  *   study.json            the resolved config (what `--resume` reads)
- *   study.sqlite          one row per finished job (store.ts)
- *   gan/<run>/            the generator's training run (when trained here)
- *   real-grid.png, synthetic-grid.png
- *   evaluation/           FID/KID/PRDC/MS-SSIM/privacy of the synthetic images (metrics/)
+ *   study.sqlite          one row per finished job, and each generator instance's record (store.ts)
+ *   real-grid.png
+ *   generators/<name>/seed-<g>/<all | limited-10pct>/   the instance's run(s), synthetic-grid.png, evaluation/
  *   results.json, results.csv
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { z } from 'zod';
+import type { CnnOptionsInput } from '../classify/cnn.js';
+import { argmaxRows } from '../classify/evaluation.js';
+import { classificationMetrics } from '../classify/metrics.js';
+import type { TrainedClassifier } from '../classify/types.js';
+import { encodePng, tileImages } from '../data/image/grid.js';
 import { openDataset } from '../data/source.js';
 import { stratifiedFraction } from '../data/splits.js';
-import { encodePng, tileImages } from '../data/image/grid.js';
-import { pickImages } from '../data/image/transform.js';
-import type { ImageArray } from '../data/types.js';
-import { resolveTrainOptions, type TrainOptionsInput, trainPresetForSize } from '../config/train-options.js';
+import { classFidelity, type ClassFidelityResult, trainJudge } from '../metrics/class-fidelity.js';
 import type { LabelledSet } from '../metrics/evaluate.js';
 import { evaluateSources, generateFromRun } from '../metrics/sources.js';
 import { gridRows, writeEvaluation } from '../metrics/write-evaluation.js';
 import type { SamplingGenerator } from '../models/types.js';
-import { describeBackend } from '../runtime/backend.js';
+import { describeBackend, slowBackendWarning } from '../runtime/backend.js';
 import { ConfigError, StudyError } from '../runtime/errors.js';
 import { writeFileAtomic } from '../runtime/fs.js';
 import type { RunControl } from '../runtime/progress.js';
-import { Rng } from '../runtime/random.js';
-import { createRunDir } from '../training/run-dir.js';
 import { loadGenerator } from '../training/load-run.js';
-import { resumeGan, trainGan } from '../training/loop.js';
-import { argmaxRows } from '../classify/evaluation.js';
-import { classificationMetrics } from '../classify/metrics.js';
-import { resolveStudyClassifiers, type StudyClassifier } from './classifiers.js';
-import { composeTrainingSet, syntheticDemand, type Condition } from './conditions.js';
-import { resolveStudyConfig, studyConditions, type StudyConfig } from './config.js';
-import { jobId, STORE_FILE, StudyStore, type JobRow } from './store.js';
-import { type PoolTiming, summariseStudy, writeResults, type StudySummary } from './summary.js';
+import { createRunDir } from '../training/run-dir.js';
+import { limitedSubset, syntheticDemand } from './conditions.js';
+import { resolveStudyConfig, type StudyConfig } from './config.js';
+import { estimateStudy, type StudyEstimate } from './estimate.js';
+import { instanceRuns, loadInstance, type GeneratorInstance } from './generators.js';
+import { studyInstances, studyJobs, trainingSet, type StudyJob } from './grid.js';
+import { STORE_FILE, StudyStore, type JobRow } from './store.js';
+import {
+  type InstanceRecord,
+  InstanceRecordSchema,
+  type Quality,
+  summariseStudy,
+  writeResults,
+  type StudySummary,
+} from './summary.js';
+
+export { studyJobs, trainingSet, type StudyJob } from './grid.js';
 
 export const STUDY_FILE = 'study.json';
 const STUDY_FORMAT = 'medsynth-study';
@@ -68,33 +77,6 @@ export interface StudyResult {
   readonly summary: StudySummary;
 }
 
-/** One cell of the grid. */
-export interface StudyJob {
-  readonly id: string;
-  readonly conditionName: string;
-  readonly condition: Condition;
-  readonly classifier: StudyClassifier;
-  readonly seed: number;
-}
-
-/** The grid in run order: seed-major, so every condition has results early and seeds fill in. */
-export function studyJobs(config: StudyConfig): StudyJob[] {
-  const conditions = studyConditions(config);
-  const classifiers = resolveStudyClassifiers(config.classifiers);
-  const jobs: StudyJob[] = [];
-  for (const seed of config.seeds)
-    for (const { name, condition } of conditions)
-      for (const classifier of classifiers)
-        jobs.push({
-          id: jobId(name, classifier.name, seed),
-          conditionName: name,
-          condition,
-          classifier,
-          seed,
-        });
-  return jobs;
-}
-
 function dataName(source: string): string {
   const base = source.replace(/^medmnist:/, '').replace(/[/\\]+$/, '');
   const last = base.split(/[/\\]/).pop() ?? 'data';
@@ -113,7 +95,7 @@ export async function runStudy(config: StudyConfig, options: StudyOptions = {}):
   const dir = await createRunDir(options.outDir ?? 'studies', name);
   await writeFileAtomic(
     join(dir, STUDY_FILE),
-    `${JSON.stringify({ format: STUDY_FORMAT, version: 1, config }, null, 2)}\n`,
+    `${JSON.stringify({ format: STUDY_FORMAT, version: 2, config }, null, 2)}\n`,
   );
   return execute(dir, config, options);
 }
@@ -134,26 +116,63 @@ export async function readStudyConfig(dir: string): Promise<StudyConfig> {
   return resolveStudyConfig(parsed.config as Parameters<typeof resolveStudyConfig>[0]);
 }
 
+/**
+ * The study's expected run time (estimate.ts), from the dataset's listing: the train split's labels capped
+ * as the study caps them, and the test split's size. No image is decoded.
+ */
+export async function estimateStudyTime(
+  config: StudyConfig,
+  control: RunControl = {},
+): Promise<StudyEstimate> {
+  const ds = await openDataset(config.data, control);
+  let train = ds.split('train');
+  const cap = config.maxImages.train;
+  if (cap !== undefined && train.size > cap)
+    train = train.subset(stratifiedFraction(train.labels, cap / train.size, config.data.seed));
+  const testCap = config.maxImages.test;
+  const test = ds.split('test').size;
+  return estimateStudy(
+    config,
+    studyJobs(config),
+    Int32Array.from(train.labels),
+    ds.classNames.length,
+    testCap !== undefined ? Math.min(testCap, test) : test,
+  );
+}
+
 /** Finishes a study that was interrupted (or re-summarises a finished one). */
 export async function resumeStudy(dir: string, options: StudyOptions = {}): Promise<StudyResult> {
   const config = await readStudyConfig(dir);
   return execute(resolve(dir), config, options);
 }
 
+type Labelled = LabelledSet & { labels: Int32Array };
+
 interface RealData {
   readonly classNames: readonly string[];
-  readonly train: LabelledSet & { labels: Int32Array };
-  readonly val: LabelledSet & { labels: Int32Array };
-  readonly test: LabelledSet & { labels: Int32Array };
+  /** The train split's image ids (`Split.id`), in `train`'s order: what generators are told to train on. */
+  readonly trainIds: readonly string[];
+  /** Whether the train split was capped (`maxImages.train`): then generators get its ids too. */
+  readonly capped: boolean;
+  readonly train: Labelled;
+  readonly val: Labelled;
+  readonly test: Labelled;
 }
 
 /**
- * The real splits at the study's size and at the generator's channels (which `channels: auto` resolved from
- * the train split's content when the generator was trained), so that every split has one channel count.
+ * The real splits at the study's size: the train split with the config's channels (`auto`: the data layer's
+ * rule on its content), val and test converted to the channels the train split got, so every split — and
+ * every generator, which is told these channels — has one channel count.
  */
-async function loadReal(config: StudyConfig, channels: 1 | 3, control: RunControl): Promise<RealData> {
+async function loadReal(
+  config: StudyConfig,
+  channels: 1 | 3 | 'auto',
+  control: RunControl,
+): Promise<RealData> {
   const ds = await openDataset(config.data, control);
-  const load = async (name: 'train' | 'val' | 'test') => {
+  let trainIds: string[] = [];
+  let capped = false;
+  const load = async (name: 'train' | 'val' | 'test', ch: 1 | 3 | 'auto') => {
     let split = ds.split(name);
     if (split.size === 0)
       throw new StudyError(`the ${name} split is empty`, {
@@ -161,140 +180,71 @@ async function loadReal(config: StudyConfig, channels: 1 | 3, control: RunContro
         expected: `images in train, val and test (${name} scores or stops the classifiers)`,
       });
     const cap = config.maxImages[name];
-    if (cap !== undefined && split.size > cap)
+    if (cap !== undefined && split.size > cap) {
       split = split.subset(stratifiedFraction(split.labels, cap / split.size, config.data.seed));
-    const images = await split.load({ size: config.size, channels, bitDepth: 8, ...control });
+      if (name === 'train') capped = true;
+    }
+    if (name === 'train') trainIds = Array.from({ length: split.size }, (_, i) => split.id(i));
+    const images = await split.load({ size: config.size, channels: ch, bitDepth: 8, ...control });
     return { images, labels: Int32Array.from(split.labels) };
   };
+  const train = await load('train', channels);
+  const ch = train.images.channels;
   return {
     classNames: ds.classNames,
-    train: await load('train'),
-    val: await load('val'),
-    test: await load('test'),
+    trainIds,
+    capped,
+    train,
+    val: await load('val', ch),
+    test: await load('test', ch),
   };
 }
 
-/** The generator's run directory: trained (or resumed) inside the study, unless the config names one. */
-async function generatorRun(dir: string, config: StudyConfig, control: RunControl): Promise<string> {
-  if (config.generator.run !== undefined) return resolve(config.generator.run);
-  const ganDir = join(dir, 'gan');
-  await mkdir(ganDir, { recursive: true });
-  const runs = (await readdir(ganDir)).filter((n) => /^\d{5,}-/.test(n)).sort();
-  const existing = runs.length > 0 ? join(ganDir, runs[runs.length - 1]!) : undefined;
-  if (existing) {
-    const result = join(existing, 'result.json');
-    if (existsSync(result)) {
-      const r = JSON.parse(await readFile(result, 'utf8')) as { stoppedBy?: string };
-      if (r.stoppedBy !== 'aborted') return existing;
-    }
-    if (
-      existsSync(join(existing, 'checkpoints')) &&
-      (await readdir(join(existing, 'checkpoints'))).length > 0
-    ) {
-      control.onProgress?.({ type: 'phase', phase: 'generator', detail: `resuming ${existing}` });
-      await resumeGan(existing, {}, control);
-      return existing;
-    }
-    await rm(existing, { recursive: true, force: true });
-  }
-  const train = config.generator.train as Partial<TrainOptionsInput>;
-  const options = resolveTrainOptions({
-    ...train,
-    // Without a named preset, the one made for the study's image size and family (ADA and R1 from 64 px up
-    // for the GANs; ddpm-28 / ddpm-64 for the diffusion model).
-    preset: train.preset ?? trainPresetForSize(config.size, train.model),
-    data: config.data,
-    size: config.size,
-    channels: config.channels,
-    outDir: ganDir,
-  } as TrainOptionsInput);
-  const r = await trainGan(options, control);
-  if (r.stoppedBy === 'aborted') control.signal?.throwIfAborted();
-  return r.runDir;
+/** The channels asked for: the config's, or an existing run's when the study uses one (`auto`). */
+async function studyChannels(config: StudyConfig): Promise<1 | 3 | 'auto'> {
+  if (config.channels !== 'auto') return config.channels;
+  const run = config.generators.find((g) => g.run !== undefined)?.run;
+  if (run === undefined) return 'auto';
+  const { generator } = await loadGenerator(run);
+  generator.dispose();
+  return generator.channels;
 }
 
 function checkGenerator(
   g: SamplingGenerator,
-  real: readonly string[],
+  real: RealData,
   config: StudyConfig,
+  instance: GeneratorInstance,
   run: string,
 ): void {
+  const channels = real.train.images.channels;
   if (g.size !== config.size)
-    throw new StudyError('the generator makes images of another size than the study', {
+    throw new StudyError(`generator ${instance.entry.name} makes images of another size than the study`, {
       file: run,
       expected: `${config.size} px`,
       found: `${g.size} px`,
     });
-  if (config.channels !== 'auto' && g.channels !== config.channels)
-    throw new StudyError('the generator makes images with other channels than the study asks for', {
-      file: run,
-      field: 'channels',
-      expected: `${config.channels} channel(s)`,
-      found: `${g.channels} channel(s) (use --channels auto or ${g.channels} with this generator)`,
-    });
-  if (!g.conditional)
+  if (g.channels !== channels)
     throw new StudyError(
-      'the study needs a class-conditional generator (one trained on labelled data) for per-class sets',
+      `generator ${instance.entry.name} makes images with other channels than the study's real images`,
       {
         file: run,
+        field: 'channels',
+        expected: `${channels} channel(s)`,
+        found: `${g.channels} channel(s) (set the study's channels to ${g.channels} to use it)`,
       },
     );
-  if (g.classNames.join('\u0000') !== real.join('\u0000'))
-    throw new StudyError("the generator's classes are not the dataset's", {
+  if (!g.conditional)
+    throw new StudyError(
+      `generator ${instance.entry.name} is unconditional: the study needs per-class sets — a class-conditional generator, or perClassModels: true (one unconditional model per class)`,
+      { file: run },
+    );
+  if (g.classNames.join('\u0000') !== real.classNames.join('\u0000'))
+    throw new StudyError(`generator ${instance.entry.name}'s classes are not the dataset's`, {
       file: run,
-      expected: real.join(', '),
+      expected: real.classNames.join(', '),
       found: g.classNames.join(', '),
     });
-}
-
-/** Images of `set` at `positions`, with labels. */
-function take(set: LabelledSet & { labels: Int32Array }, positions: ArrayLike<number>) {
-  return {
-    images: pickImages(set.images, Array.from(positions)),
-    labels: Int32Array.from(positions as ArrayLike<number>, (p) => set.labels[p]!),
-  };
-}
-
-function concat(a: ImageArray, b: ImageArray): ImageArray {
-  if (a.count === 0) return b;
-  if (b.count === 0) return a;
-  const data = new Uint8Array(a.data.length + b.data.length);
-  data.set(a.data as Uint8Array, 0);
-  data.set(b.data as Uint8Array, a.data.length);
-  return { ...a, data, count: a.count + b.count };
-}
-
-/** A job's training set: its real positions plus, per class, a seeded choice from the synthetic pool. */
-export function trainingSet(
-  job: Pick<StudyJob, 'condition' | 'conditionName' | 'seed'>,
-  real: LabelledSet & { labels: Int32Array },
-  pool: LabelledSet & { labels: Int32Array },
-  numClasses: number,
-): { images: ImageArray; labels: Int32Array; real: number; synthetic: number } {
-  const comp = composeTrainingSet(job.condition, real.labels, numClasses, job.seed);
-  const byClass: number[][] = Array.from({ length: numClasses }, () => []);
-  pool.labels.forEach((l, i) => byClass[l]!.push(i));
-  const picked: number[] = [];
-  comp.synthetic.forEach((n, k) => {
-    if (n === 0) return;
-    const members = byClass[k]!;
-    if (members.length < n)
-      throw new StudyError(`the synthetic pool has ${members.length} images of class ${k}; ${n} are needed`);
-    picked.push(
-      ...Rng.derive(job.seed, 'synthetic', job.conditionName, k).shuffle(members.slice()).slice(0, n),
-    );
-  });
-  const r = take(real, comp.real);
-  const s = take(
-    pool,
-    picked.sort((a, b) => a - b),
-  );
-  return {
-    images: concat(r.images, s.images),
-    labels: Int32Array.from([...r.labels, ...s.labels]),
-    real: comp.real.length,
-    synthetic: picked.length,
-  };
 }
 
 function positiveIndex(config: StudyConfig, classNames: readonly string[]): number | undefined {
@@ -309,10 +259,260 @@ function positiveIndex(config: StudyConfig, classNames: readonly string[]): numb
   return k;
 }
 
-function classCounts(labels: Int32Array, k: number): number[] {
+function classCounts(labels: ArrayLike<number>, k: number): number[] {
   const c = new Array<number>(k).fill(0);
-  for (const l of labels) c[l]!++;
+  for (let i = 0; i < labels.length; i++) c[labels[i]!]!++;
   return c;
+}
+
+/** The ids of the images an instance trains on (null: the whole train split, uncapped). */
+function instanceImages(
+  instance: GeneratorInstance,
+  real: RealData,
+): { ids: string[] | null; labels: Int32Array } {
+  if (instance.fraction === null)
+    return { ids: real.capped ? [...real.trainIds] : null, labels: real.train.labels };
+  const subset = limitedSubset(real.train.labels, instance.fraction, instance.seed);
+  return {
+    ids: Array.from(subset, (p) => real.trainIds[p]!),
+    labels: Int32Array.from(subset, (p) => real.train.labels[p]!),
+  };
+}
+
+/**
+ * The judge of class fidelity (metrics/class-fidelity.ts): a CNN trained once on the real train split with
+ * the study's first deep classifier's options (seed 0, early stopping on val). Null without a deep
+ * classifier, or with the evaluation off.
+ */
+async function studyJudge(
+  config: StudyConfig,
+  jobs: readonly StudyJob[],
+  real: RealData,
+  control: RunControl,
+): Promise<TrainedClassifier | null> {
+  const deep = jobs.find((j) => j.classifier.family === 'deep')?.classifier;
+  if (!config.evaluate.enabled || !deep) return null;
+  control.onProgress?.({
+    type: 'phase',
+    phase: 'class-fidelity judge',
+    detail: `${deep.name} on the real train split`,
+  });
+  return trainJudge(
+    { images: real.train.images, labels: real.train.labels, classNames: real.classNames },
+    { images: real.val.images, labels: real.val.labels },
+    { ...(deep.options as CnnOptionsInput), seed: 0 },
+    { signal: control.signal },
+  );
+}
+
+interface Pool {
+  readonly set: Labelled;
+  readonly record: InstanceRecord;
+}
+
+/** Trains (or finds) an instance's runs, samples its pool, judges it and evaluates it when asked. */
+async function preparePool(
+  dir: string,
+  config: StudyConfig,
+  instance: GeneratorInstance,
+  jobs: readonly StudyJob[],
+  real: RealData,
+  judge: TrainedClassifier | null,
+  options: StudyOptions,
+): Promise<Pool> {
+  const control: RunControl = { onProgress: options.onProgress, signal: options.signal };
+  const K = real.classNames.length;
+  const seen = instanceImages(instance, real);
+  const runs = await instanceRuns(
+    dir,
+    instance,
+    config,
+    { trainImages: seen.ids, classNames: real.classNames, channels: real.train.images.channels },
+    control,
+  );
+  const folder = join(dir, 'generators', instance.key);
+  const { generator, runs: info } = await loadInstance(instance, runs, real.classNames);
+  try {
+    checkGenerator(generator, real, config, instance, runs[0]!);
+    const demand = syntheticDemand(
+      jobs.map((j) => j.condition),
+      real.train.labels,
+      K,
+    );
+    control.onProgress?.({
+      type: 'phase',
+      phase: 'synthetic pool',
+      detail: `${instance.key}: ${demand.reduce((a, b) => a + b, 0)} images (${demand.join(' / ')})`,
+    });
+    const started = performance.now();
+    const made = await generateFromRun(generator, demand, instance.entry.truncation, control);
+    const set = { images: made.images, labels: made.labels ?? new Int32Array(0) };
+    const seconds = (performance.now() - started) / 1000;
+    await writeFileAtomic(
+      join(folder, 'synthetic-grid.png'),
+      await encodePng(tileImages(gridRows(set, real.classNames, 10))),
+    );
+    let fidelity: ClassFidelityResult | null = null;
+    if (judge && set.images.count > 0) fidelity = await classFidelity(judge, set.images, set.labels);
+    const evaluation = join(folder, 'evaluation');
+    if (
+      config.evaluate.enabled &&
+      instance.fraction === null &&
+      !existsSync(join(evaluation, 'evaluation.json'))
+    ) {
+      control.onProgress?.({ type: 'phase', phase: 'evaluate synthetic images', detail: instance.key });
+      const ev = await evaluateSources({
+        fake: runs[0]!,
+        generator: { generator, detail: `${instance.key} (${info.map((r) => r.checkpoint).join(', ')})` },
+        real: config.data,
+        size: config.size,
+        channels: generator.channels,
+        truncation: instance.entry.truncation,
+        metrics: config.evaluate.metrics,
+        extractor: config.evaluate.extractor,
+        domain: config.evaluate.extractorEpochs ? { epochs: config.evaluate.extractorEpochs } : {},
+        cacheDir: options.cacheDir,
+        ...control,
+      });
+      await writeEvaluation(evaluation, ev);
+    }
+    const record: InstanceRecord = {
+      key: instance.key,
+      generator: instance.entry.name,
+      generatorSeed: instance.seed,
+      fraction: instance.fraction,
+      perClassModels: instance.entry.perClassModels,
+      existingRun: instance.entry.run !== undefined,
+      runs: info.map((r) => ({ dir: r.dir, checkpoint: r.checkpoint, kimg: r.kimg })),
+      trainedOn: {
+        images: seen.labels.length,
+        classCounts: classCounts(seen.labels, K),
+        what:
+          instance.entry.run !== undefined
+            ? 'its own training data (an existing run)'
+            : instance.fraction === null
+              ? real.capped
+                ? `the study's capped train split (${seen.labels.length} images)`
+                : `the whole train split (${seen.labels.length} images)`
+              : `the ${Number((instance.fraction * 100).toPrecision(6))} % subset of generator seed ${instance.seed} (${seen.labels.length} images; the limited-data classifiers of that seed train on the same images)`,
+      },
+      pool: { images: set.images.count, seconds, perClass: demand },
+      fidelity: fidelity
+        ? { accuracy: fidelity.accuracy, balancedAccuracy: fidelity.balancedAccuracy }
+        : null,
+      evaluation: existsSync(join(evaluation, 'evaluation.json')) ? relative(dir, evaluation) : null,
+      quality: existsSync(join(evaluation, 'evaluation.json'))
+        ? await qualityOf(join(evaluation, 'evaluation.json'), fidelity)
+        : null,
+    };
+    return { set, record };
+  } finally {
+    generator.dispose();
+  }
+}
+
+const EvaluationRecords = z
+  .object({
+    records: z.array(
+      z
+        .object({
+          metric: z.string(),
+          comparison: z.string(),
+          class: z.string().nullable(),
+          values: z.record(z.string(), z.number().nullable()),
+        })
+        .passthrough(),
+    ),
+  })
+  .passthrough();
+
+/** The headline quality figures of an evaluation (overall, synthetic vs real train) and the pool's class fidelity. */
+async function qualityOf(file: string, fidelity: ClassFidelityResult | null): Promise<Quality> {
+  let parsed: z.infer<typeof EvaluationRecords>;
+  try {
+    parsed = EvaluationRecords.parse(JSON.parse(await readFile(file, 'utf8')));
+  } catch (e) {
+    throw new StudyError(`unreadable evaluation: ${(e as Error).message}`, { file });
+  }
+  const value = (metric: string, key: string) =>
+    parsed.records.find((r) => r.metric === metric && r.comparison === 'fake' && r.class === null)?.values[
+      key
+    ] ?? null;
+  const fake = value('msssim', 'msssim');
+  const real = value('msssim', 'msssimReal');
+  return {
+    fid: value('fid', 'fid'),
+    kid: value('kid', 'kid'),
+    precision: value('prdc', 'precision'),
+    recall: value('prdc', 'recall'),
+    coverage: value('prdc', 'coverage'),
+    msssimRatio: fake !== null && real !== null && real > 0 ? fake / real : null,
+    // Class-averaged: the pool's class mix follows the conditions' demand, not the data's.
+    classFidelity: fidelity?.balancedAccuracy ?? null,
+  };
+}
+
+/** A generator instance's record in the store, validated (undefined when the instance has none yet). */
+function instanceRecord(store: StudyStore, key: string): InstanceRecord | undefined {
+  const raw = store.getMeta<unknown>(`instance:${key}`);
+  if (raw === undefined) return undefined;
+  const parsed = InstanceRecordSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new StudyError(`a damaged generator record in the study database: ${issue.message}`, {
+      file: store.file,
+      field: `instance:${key}.${issue.path.join('.')}`,
+    });
+  }
+  return parsed.data;
+}
+
+/** Trains and scores one job, and writes its row. */
+async function runJob(
+  job: StudyJob,
+  real: RealData,
+  pool: Labelled | null,
+  config: StudyConfig,
+  positive: number | undefined,
+  control: RunControl,
+): Promise<JobRow> {
+  const t0 = performance.now();
+  const K = real.classNames.length;
+  const set = trainingSet(job, real.train, pool, K);
+  const steps = config.equalSteps ? job.classifier.stepsFor(real.train.labels.length) : null;
+  const classifier = await job.classifier.train(
+    { images: set.images, labels: set.labels, classNames: real.classNames },
+    { images: real.val.images, labels: real.val.labels },
+    job.seed,
+    { signal: control.signal },
+    { augment: job.condition.augment, ...(steps !== null ? { steps } : {}) },
+  );
+  try {
+    const proba = await classifier.predictProba(real.test.images);
+    const metrics = classificationMetrics(real.test.labels, proba, real.classNames, {
+      ...(positive !== undefined ? { positiveClass: positive } : {}),
+    });
+    const predicted = argmaxRows(proba, K);
+    return {
+      id: job.id,
+      generator: job.instance?.entry.name ?? null,
+      generatorSeed: job.generatorSeed,
+      condition: job.conditionName,
+      classifier: job.classifier.name,
+      seed: job.seed,
+      trainReal: set.real,
+      trainSynthetic: set.synthetic,
+      trainClassCounts: classCounts(set.labels, K),
+      metrics: metrics as unknown as Record<string, unknown>,
+      correct: Uint8Array.from(real.test.labels, (l, i) => (predicted[i] === l ? 1 : 0)),
+      proba,
+      classifierInfo: { ...classifier.describe(), backend: describeBackend()?.backend ?? null },
+      seconds: (performance.now() - t0) / 1000,
+      finishedAt: new Date().toISOString(),
+    };
+  } finally {
+    classifier.dispose();
+  }
 }
 
 async function execute(dir: string, config: StudyConfig, options: StudyOptions): Promise<StudyResult> {
@@ -320,136 +520,82 @@ async function execute(dir: string, config: StudyConfig, options: StudyOptions):
   const control: RunControl = { onProgress: options.onProgress, signal: options.signal };
   const { onProgress, signal } = control;
   const jobs = studyJobs(config);
+  const instances = studyInstances(jobs);
   const store = StudyStore.open(join(dir, STORE_FILE));
   try {
     store.setMeta('config', config);
-    // Checks that need only the dataset's listing, before the generator's minutes of training.
-    const classNames = (await openDataset(config.data, control)).classNames;
-    positiveIndex(config, classNames);
-    onProgress?.({ type: 'phase', phase: 'generator' });
-    const runDir = await generatorRun(dir, config, control);
-    store.setMeta('generatorRun', runDir);
-    const { generator, run } = await loadGenerator(runDir, {
-      checkpoint: config.generator.checkpoint,
-      sampling: config.generator.sampling,
-    });
-    let pool: LabelledSet & { labels: Int32Array };
-    let poolTiming: PoolTiming;
-    let real: RealData;
-    try {
-      checkGenerator(generator, classNames, config, runDir); // before minutes of loading
-      onProgress?.({ type: 'phase', phase: 'load real images' });
-      real = await loadReal(config, generator.channels, control);
-      const K = real.classNames.length;
-      const demand = syntheticDemand(
-        jobs.map((j) => j.condition),
-        real.train.labels,
-        K,
-      );
-      onProgress?.({
-        type: 'phase',
-        phase: 'synthetic pool',
-        detail: `${demand.reduce((a, b) => a + b, 0)} images (${demand.join(' / ')})`,
-      });
-      const sampling = performance.now();
-      const made = await generateFromRun(generator, demand, config.generator.truncation, control);
-      pool = { images: made.images, labels: made.labels ?? new Int32Array(0) };
-      poolTiming = { images: made.images.count, seconds: (performance.now() - sampling) / 1000 };
-      store.setMeta('generator', {
-        run: runDir,
-        checkpoint: run.checkpoint ?? null,
-        truncation: config.generator.truncation ?? 1,
-        sampling: config.generator.sampling ?? null,
-        pool: demand,
-        poolSeconds: poolTiming.seconds,
-      });
-    } finally {
-      generator.dispose();
-    }
-    const K = real.classNames.length;
+    // Checks that need only the dataset's listing, before minutes of loading and training.
+    positiveIndex(config, (await openDataset(config.data, control)).classNames);
+    const slow = slowBackendWarning();
+    if (slow) onProgress?.({ type: 'warning', message: slow });
+    onProgress?.({ type: 'phase', phase: 'load real images' });
+    const real = await loadReal(config, await studyChannels(config), control);
     const positive = positiveIndex(config, real.classNames);
     await writeFileAtomic(
       join(dir, 'real-grid.png'),
       await encodePng(tileImages(gridRows(real.train, real.classNames, 10))),
     );
-    await writeFileAtomic(
-      join(dir, 'synthetic-grid.png'),
-      await encodePng(tileImages(gridRows(pool, real.classNames, 10))),
-    );
-
-    if (config.evaluate.enabled && !existsSync(join(dir, 'evaluation', 'evaluation.json'))) {
-      onProgress?.({ type: 'phase', phase: 'evaluate synthetic images' });
-      const ev = await evaluateSources({
-        fake: runDir,
-        real: config.data,
-        size: config.size,
-        channels: generator.channels,
-        checkpoint: config.generator.checkpoint,
-        truncation: config.generator.truncation,
-        sampling: config.generator.sampling,
-        metrics: config.evaluate.metrics,
-        extractor: config.evaluate.extractor,
-        domain: config.evaluate.extractorEpochs ? { epochs: config.evaluate.extractorEpochs } : {},
-        cacheDir: options.cacheDir,
-        ...control,
-      });
-      await writeEvaluation(join(dir, 'evaluation'), ev);
-    }
-
     const done = store.finishedIds();
-    const todo = jobs.filter((j) => !done.has(j.id));
     let ran = 0;
+    let finished = jobs.filter((j) => done.has(j.id)).length;
     const jobsStarted = performance.now();
-    for (const job of todo) {
-      signal?.throwIfAborted();
-      const t0 = performance.now();
-      onProgress?.({
-        type: 'tick',
-        phase: 'jobs',
-        done: jobs.length - todo.length + ran,
-        total: jobs.length,
-        unit: 'jobs',
-        ...(ran > 0 ? { stats: { secondsPerJob: (t0 - jobsStarted) / 1000 / ran } } : {}),
-      });
-      onProgress?.({ type: 'phase', phase: `job ${job.id}` });
-      const set = trainingSet(job, real.train, pool, K);
-      const classifier = await job.classifier.train(
-        { images: set.images, labels: set.labels, classNames: real.classNames },
-        { images: real.val.images, labels: real.val.labels },
-        job.seed,
-        { signal },
-      );
-      try {
-        const proba = await classifier.predictProba(real.test.images);
-        const metrics = classificationMetrics(real.test.labels, proba, real.classNames, {
-          ...(positive !== undefined ? { positiveClass: positive } : {}),
+    const run = async (list: readonly StudyJob[], pool: Labelled | null) => {
+      for (const job of list) {
+        if (done.has(job.id)) continue;
+        signal?.throwIfAborted();
+        onProgress?.({
+          type: 'tick',
+          phase: 'jobs',
+          done: finished,
+          total: jobs.length,
+          unit: 'jobs',
+          ...(ran > 0 ? { stats: { secondsPerJob: (performance.now() - jobsStarted) / 1000 / ran } } : {}),
         });
-        const predicted = argmaxRows(proba, K);
-        const correct = Uint8Array.from(real.test.labels, (l, i) => (predicted[i] === l ? 1 : 0));
-        const row: JobRow = {
-          id: job.id,
-          condition: job.conditionName,
-          classifier: job.classifier.name,
-          seed: job.seed,
-          trainReal: set.real,
-          trainSynthetic: set.synthetic,
-          trainClassCounts: classCounts(set.labels, K),
-          metrics: metrics as unknown as Record<string, unknown>,
-          correct,
-          proba,
-          classifierInfo: { ...classifier.describe(), backend: describeBackend()?.backend ?? null },
-          seconds: (performance.now() - t0) / 1000,
-          finishedAt: new Date().toISOString(),
-        };
+        onProgress?.({ type: 'phase', phase: `job ${job.id}` });
+        const row = await runJob(job, real, pool, config, positive, control);
         store.putJob(row);
         ran++;
-        onProgress?.({ type: 'metric', name: `${job.id} accuracy`, value: metrics.accuracy });
-      } finally {
-        classifier.dispose();
+        finished++;
+        onProgress?.({
+          type: 'metric',
+          name: `${job.id} accuracy`,
+          value: (row.metrics as { accuracy: number }).accuracy,
+        });
       }
+    };
+    await run(
+      jobs.filter((j) => j.instance === null),
+      null,
+    );
+    // The class-fidelity judge is trained when the first pool is made (a finished study needs none).
+    let judge: TrainedClassifier | null | undefined;
+    try {
+      for (const instance of instances) {
+        const mine = jobs.filter((j) => j.instance?.key === instance.key);
+        const evaluated = existsSync(join(dir, 'generators', instance.key, 'evaluation', 'evaluation.json'));
+        const recorded = instanceRecord(store, instance.key);
+        const needsEvaluation = config.evaluate.enabled && instance.fraction === null && !evaluated;
+        if (mine.every((j) => done.has(j.id)) && recorded && !needsEvaluation) continue;
+        if (judge === undefined) judge = await studyJudge(config, jobs, real, control);
+        const pool = await preparePool(dir, config, instance, mine, real, judge, options);
+        store.setMeta(`instance:${instance.key}`, pool.record);
+        await run(mine, pool.set);
+      }
+    } finally {
+      judge?.dispose();
     }
     onProgress?.({ type: 'tick', phase: 'jobs', done: jobs.length, total: jobs.length, unit: 'jobs' });
-    const summary = summariseStudy(config, real.classNames, real.test.labels, store.jobs(), poolTiming);
+    const records = instances
+      .map((i) => instanceRecord(store, i.key))
+      .filter((r): r is InstanceRecord => r !== undefined);
+    const summary = summariseStudy(
+      config,
+      real.classNames,
+      real.test.labels,
+      store.jobs(),
+      records,
+      classCounts(real.train.labels, real.classNames.length),
+    );
     await writeResults(dir, summary);
     return { dir, jobs: jobs.length, ran, seconds: (performance.now() - started) / 1000, summary };
   } finally {

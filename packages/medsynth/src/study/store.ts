@@ -12,12 +12,19 @@ import Database from 'better-sqlite3';
 import { StudyError } from '../runtime/errors.js';
 
 export const STORE_FILE = 'study.sqlite';
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
-/** One finished job: (condition, classifier, seed). */
+/** One finished job: (generator, generator seed, condition, classifier, seed). */
 export interface JobRow {
-  /** `<condition>|<classifier>|<seed>`. */
+  /** `<generator>|<generator seed>|<condition>|<classifier>|<seed>` (`-` for none: see `jobId`). */
   readonly id: string;
+  /** The generator whose images the job trained on; null for conditions without synthetic images. */
+  readonly generator: string | null;
+  /**
+   * The generator seed the job depends on: its generator's, or for `limited` without synthetic images the
+   * seed that chose the subset; null for conditions that depend on neither (`real`, `oversampled`).
+   */
+  readonly generatorSeed: number | null;
   readonly condition: string;
   readonly classifier: string;
   readonly seed: number;
@@ -37,12 +44,20 @@ export interface JobRow {
   readonly finishedAt: string;
 }
 
-export function jobId(condition: string, classifier: string, seed: number): string {
-  return `${condition}|${classifier}|${seed}`;
+export function jobId(
+  generator: string | null,
+  generatorSeed: number | null,
+  condition: string,
+  classifier: string,
+  seed: number,
+): string {
+  return `${generator ?? '-'}|${generatorSeed ?? '-'}|${condition}|${classifier}|${seed}`;
 }
 
 interface RawRow {
   id: string;
+  generator: string | null;
+  generator_seed: number | null;
   condition: string;
   classifier: string;
   seed: number;
@@ -85,6 +100,8 @@ export class StudyStore {
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS jobs (
           id TEXT PRIMARY KEY,
+          generator TEXT,
+          generator_seed INTEGER,
           condition TEXT NOT NULL,
           classifier TEXT NOT NULL,
           seed INTEGER NOT NULL,
@@ -107,7 +124,7 @@ export class StudyStore {
         );
       } else if (Number(version.value) !== SCHEMA_VERSION) {
         throw new StudyError(
-          `the study database has schema version ${version.value}; this medsynth reads version ${SCHEMA_VERSION}`,
+          `the study database has schema version ${version.value}; this medsynth reads version ${SCHEMA_VERSION} (a study made by an older medsynth: run it again as a new study)`,
           { file },
         );
       }
@@ -138,13 +155,15 @@ export class StudyStore {
   /** Writes a finished job's row (one transaction; replaces a row with the same id). */
   putJob(row: JobRow): void {
     const insert = this.db.prepare(`INSERT OR REPLACE INTO jobs
-      (id, condition, classifier, seed, train_real, train_synthetic, train_class_counts, metrics, correct, proba,
+      (id, generator, generator_seed, condition, classifier, seed, train_real, train_synthetic, train_class_counts, metrics, correct, proba,
        classifier_info, seconds, finished_at)
-      VALUES (@id, @condition, @classifier, @seed, @train_real, @train_synthetic, @train_class_counts, @metrics,
+      VALUES (@id, @generator, @generator_seed, @condition, @classifier, @seed, @train_real, @train_synthetic, @train_class_counts, @metrics,
        @correct, @proba, @classifier_info, @seconds, @finished_at)`);
     this.db.transaction(() =>
       insert.run({
         id: row.id,
+        generator: row.generator,
+        generator_seed: row.generatorSeed,
         condition: row.condition,
         classifier: row.classifier,
         seed: row.seed,
@@ -161,11 +180,15 @@ export class StudyStore {
     )();
   }
 
-  /** Every finished job, ordered by condition, classifier and seed. */
+  /** Every finished job, ordered by generator, generator seed, condition, classifier and seed. */
   jobs(): JobRow[] {
-    const rows = this.db.prepare('SELECT * FROM jobs ORDER BY condition, classifier, seed').all() as RawRow[];
+    const rows = this.db
+      .prepare('SELECT * FROM jobs ORDER BY generator, generator_seed, condition, classifier, seed')
+      .all() as RawRow[];
     return rows.map((r) => ({
       id: r.id,
+      generator: r.generator,
+      generatorSeed: r.generator_seed,
       condition: r.condition,
       classifier: r.classifier,
       seed: r.seed,

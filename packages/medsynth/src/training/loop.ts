@@ -138,9 +138,12 @@ function realGrid(real: RealSet, perClass: number): RawImage {
   return tileImages(rows.filter((r) => r.length > 0));
 }
 
-/** Starts a new run: loads the train split, creates the run directory and trains. */
+/**
+ * Starts a new run: loads the train split (or the part `trainImages` / `trainClass` choose), creates the run
+ * directory and trains.
+ */
 export async function trainGan(options: TrainOptions, control: RunControl = {}): Promise<TrainResult> {
-  const real = await loadRealSet(options.data, options.size, options.channels, control);
+  const real = await loadRealSet(options.data, options.size, options.channels, control, options);
   ganSpecFor(options, real); // options the family cannot build fail here, before the run directory exists
   const name = options.name ?? `${options.model}-${dataName(options.data.source)}-${options.size}`;
   const runDir = await createRunDir(options.outDir, name);
@@ -182,7 +185,7 @@ export async function resumeGan(
   if (found === undefined) return restartGan(runDir, options, control);
   const ckpt = await loadCheckpoint(found);
   try {
-    const real = await loadRealSet(options.data, options.size, options.channels, control);
+    const real = await loadRealSet(options.data, options.size, options.channels, control, options);
     if (real.classNames.join('\n') !== ckpt.state.classNames.join('\n')) {
       throw new CheckpointError('the data has other classes than the checkpoint', {
         file: ckpt.dir,
@@ -205,7 +208,7 @@ async function restartGan(runDir: string, options: TrainOptions, control: RunCon
     type: 'warning',
     message: `${runDir} has no checkpoint yet (the run stopped before its first one): starting it over from step 0 with its options.json`,
   });
-  const real = await loadRealSet(options.data, options.size, options.channels, control);
+  const real = await loadRealSet(options.data, options.size, options.channels, control, options);
   await rm(join(runDir, 'samples'), { recursive: true, force: true });
   await rm(join(runDir, 'stats.jsonl'), { force: true });
   await rm(join(runDir, 'result.json'), { force: true });
@@ -306,6 +309,9 @@ async function writeRunJson(
       split: real.splitSource,
       classNames: real.classNames,
       trainCounts: real.classCounts,
+      // Images trained on; with a subset or class, which ones (`Split.id`, in load order).
+      trainImages: real.labels.length,
+      ...(real.imageIds !== null ? { imageIds: real.imageIds, trainClass: options.trainClass } : {}),
       imageSize: [real.images.height, real.images.width, real.images.channels],
       balancedSampling: options.balancedSampling,
     },

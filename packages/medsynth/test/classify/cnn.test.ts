@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   autoBlocks,
   DEFAULT_CNN_OPTIONS,
+  loadCnn,
   resolveCnnOptions,
   trainCnn,
   type CnnTrainOptions,
@@ -115,6 +119,13 @@ describe('trainCnn on PneumoniaMNIST-28', () => {
     assert.equal(summary.options.classWeights, 'balanced');
     assert.equal(summary.options.width, DEFAULT_CNN_OPTIONS.width);
     assert.ok(summary.parameters > 1000);
+    // An epoch budget: whole epochs of ⌊N/64⌋ batches (+ a last one of ≥ 2 images); no per-epoch step counts.
+    const n = train.images.count;
+    assert.equal(summary.budget, 'epochs');
+    assert.equal(summary.steps, 3 * (Math.floor(n / 64) + (n % 64 >= 2 ? 1 : 0)));
+    assert.equal(summary.options.steps, undefined);
+    assert.ok(!('steps' in DEFAULT_CNN_OPTIONS));
+    assert.ok(clf.history.every((h) => !('steps' in h)));
   });
 
   test('no tensor leaks: repeated inference, and a whole training once disposed', async () => {
@@ -233,6 +244,178 @@ describe('early stopping', () => {
       /stop here/,
     );
     assert.equal(tf.memory().numTensors, n);
+  });
+});
+
+describe('a step budget (`steps`)', () => {
+  /** 50 images at batch 16: batches of 16, 16, 16 and 2 → 4 steps per epoch. */
+  let fifty: LabelledImages;
+  before(() => {
+    fifty = pick(
+      small,
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+  });
+
+  /** Runs `fn`, counting Adam updates and the step size each one used. */
+  async function countingSteps<T>(fn: () => Promise<T>): Promise<{ result: T; rates: number[] }> {
+    const proto = tf.AdamOptimizer.prototype;
+    const original = proto.applyGradients;
+    const rates: number[] = [];
+    proto.applyGradients = function (this: tf.AdamOptimizer, grads) {
+      rates.push((this as unknown as { learningRate: number }).learningRate);
+      original.call(this, grads);
+    };
+    try {
+      return { result: await fn(), rates };
+    } finally {
+      proto.applyGradients = original;
+    }
+  }
+
+  test('takes exactly `steps` steps over ⌈steps / steps per epoch⌉ passes, the cosine decaying over them', async () => {
+    const events: ProgressEvent[] = [];
+    const { result: m, rates } = await countingSteps(() =>
+      trainCnn(
+        fifty,
+        { steps: 10, epochs: 1, batchSize: 16, width: 4, learningRate: 2e-3 },
+        { onProgress: (e) => events.push(e) },
+      ),
+    );
+    try {
+      assert.equal(rates.length, 10);
+      // Cosine over the 10 steps, not over `epochs` (1 epoch = 4 steps).
+      rates.forEach((r, s) => assert.ok(Math.abs(r - 1e-3 * (1 + Math.cos((Math.PI * s) / 10))) < 1e-12));
+      assert.equal(m.steps, 10);
+      assert.equal(m.budget, 'steps');
+      assert.deepEqual(
+        m.history.map((h) => [h.epoch, h.steps]),
+        [
+          [1, 4],
+          [2, 4],
+          [3, 2],
+        ],
+      );
+      assert.equal(m.bestEpoch, 3);
+      assert.equal(m.stoppedEarly, false);
+      const summary = m.describe();
+      assert.equal(summary.steps, 10);
+      assert.equal(summary.budget, 'steps');
+      assert.equal(summary.options.steps, 10);
+      assert.deepEqual(JSON.parse(JSON.stringify(summary)), summary);
+      const ticks = events.filter((e) => e.type === 'tick');
+      assert.deepEqual(
+        ticks.map((t) => [t.done, t.total, t.unit]),
+        [
+          [1, 3, 'epochs'],
+          [2, 3, 'epochs'],
+          [3, 3, 'epochs'],
+        ],
+      );
+
+      // Saved and loaded, the record is the same.
+      const dir = await mkdtemp(join(tmpdir(), 'medsynth-cnn-steps-'));
+      try {
+        await m.save(dir);
+        const loaded = await loadCnn(dir);
+        try {
+          assert.deepEqual(loaded.describe(), summary);
+        } finally {
+          loaded.dispose();
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('fewer steps than one epoch: that many steps, one pass', async () => {
+    const { result: m, rates } = await countingSteps(() =>
+      trainCnn(fifty, { steps: 2, batchSize: 16, width: 4 }),
+    );
+    try {
+      assert.equal(rates.length, 2);
+      assert.equal(m.steps, 2);
+      assert.deepEqual(
+        m.history.map((h) => [h.epoch, h.steps]),
+        [[1, 2]],
+      );
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('early stopping never ends it early; the best pass is still restored', async () => {
+    // As in the early-stopping test: validation labels all wrong, so the validation loss soon rises.
+    const wrong = { images: fifty.images, labels: fifty.labels.map((l) => 1 - l) };
+    const options: CnnTrainOptions = {
+      batchSize: 16,
+      width: 4,
+      patience: 1,
+      learningRate: 1e-2,
+      schedule: 'constant',
+      seed: 2,
+      validation: wrong,
+    };
+    // With an epoch budget, this setup stops early.
+    const byEpochs = await trainCnn(fifty, { ...options, epochs: 8 });
+    const { result: m, rates } = await countingSteps(() => trainCnn(fifty, { ...options, steps: 30 }));
+    try {
+      assert.ok(byEpochs.stoppedEarly, `val losses ${byEpochs.history.map((h) => h.valLoss).join(', ')}`);
+      assert.ok(byEpochs.history.length < 8);
+      assert.equal(rates.length, 30);
+      assert.equal(m.steps, 30);
+      assert.equal(m.stoppedEarly, false);
+      assert.deepEqual(
+        m.history.map((h) => h.steps),
+        [4, 4, 4, 4, 4, 4, 4, 2],
+      );
+      assert.ok(m.history.every((h) => Number.isFinite(h.valLoss)));
+      // Same seed and constant step size: the passes the epoch budget ran are the same ones.
+      assert.deepEqual(
+        m.history.slice(0, byEpochs.history.length).map((h) => h.trainLoss),
+        byEpochs.history.map((h) => h.trainLoss),
+      );
+      // The held weights are the best check's.
+      const losses = m.history.map((h) => h.valLoss!);
+      assert.equal(m.bestEpoch, losses.indexOf(Math.min(...losses)) + 1);
+      const proba = await m.predictProba(wrong.images);
+      let nll = 0;
+      wrong.labels.forEach((l, i) => (nll -= Math.log(Math.max(proba[2 * i + l]!, 1e-12))));
+      nll /= wrong.labels.length;
+      assert.ok(
+        Math.abs(nll - losses[m.bestEpoch - 1]!) < 1e-5,
+        `held ${nll}, val losses ${losses.join(', ')}`,
+      );
+    } finally {
+      byEpochs.dispose();
+      m.dispose();
+    }
+  });
+
+  test('a save from before `steps` was recorded loads with the steps of its whole epochs', async () => {
+    const m = await trainCnn(fifty, { epochs: 2, batchSize: 16, width: 4 });
+    const dir = await mkdtemp(join(tmpdir(), 'medsynth-cnn-steps-'));
+    try {
+      assert.equal(m.steps, 8);
+      await m.save(dir);
+      const path = join(dir, 'classifier.json');
+      const json = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+      delete json.steps;
+      delete json.budget;
+      await writeFile(path, JSON.stringify(json));
+      const loaded = await loadCnn(dir);
+      try {
+        assert.deepEqual(loaded.describe(), m.describe());
+      } finally {
+        loaded.dispose();
+      }
+    } finally {
+      m.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -359,6 +542,8 @@ describe('bad input', () => {
       [{ augment: { shift: 0.9 } }, 'augment.shift'],
       [{ classWeights: 'equal' }, 'classWeights'],
       [{ epoch: 3 }, 'classifier'],
+      [{ steps: 0 }, 'steps'],
+      [{ steps: 2.5 }, 'steps'],
     ] as const) {
       assert.throws(
         () => resolveCnnOptions(options as never),

@@ -2,13 +2,18 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import {
+  BOUNDED_LOGIT_EPSILON,
+  boundedInterval,
   bootstrapCi,
   holmAdjust,
   mcnemar,
   pairedTTest,
   quantile,
+  spearman,
   summarise,
+  type BoundedInterval,
   type McNemarResult,
+  type SpearmanResult,
 } from '../../src/classify/statistics.js';
 
 /** Written by test/fixtures/classify/make_fixtures.py (independent numpy/scipy reference). */
@@ -54,6 +59,23 @@ interface Fixture {
     };
   }[];
   readonly holm: { name: string; p: (number | null)[]; expected: (number | null)[] }[];
+  readonly spearman: {
+    readonly name: string;
+    readonly x: number[];
+    readonly y: number[];
+    readonly level: number;
+    readonly expected: SpearmanResult;
+  }[];
+  readonly boundedInterval: {
+    readonly epsilon: number;
+    readonly cases: {
+      readonly name: string;
+      readonly values: number[];
+      readonly range: [number, number];
+      readonly level: number;
+      readonly expected: BoundedInterval;
+    }[];
+  };
 }
 
 const fixture = JSON.parse(
@@ -242,5 +264,110 @@ describe('holmAdjust', () => {
   test('p-values outside [0, 1] are a RangeError', () => {
     assert.throws(() => holmAdjust([0.1, 1.2]), isRangeError(/outside \[0, 1\]/));
     assert.throws(() => holmAdjust([Number.NaN]), RangeError);
+  });
+});
+
+describe('spearman', () => {
+  for (const c of fixture.spearman) {
+    test(c.name, () => {
+      const r = spearman(c.x, c.y, { level: c.level });
+      const e = c.expected;
+      assert.equal(r.n, e.n);
+      near(r.rho, e.rho, 'rho', 1e-12, 1e-15);
+      assert.equal(r.pMethod, e.pMethod);
+      if (e.pMethod === 't-approximation' && e.p !== 0) near(r.p, e.p, 'p', 1e-6, 1e-300);
+      else near(r.p, e.p, 'p', 1e-12, 0);
+      if (e.ci === null) assert.equal(r.ci, null, 'ci');
+      else {
+        assert.ok(r.ci !== null, 'ci: expected an interval');
+        // Fisher z with a Newton-refined normal quantile: good to about 1e-15.
+        near(r.ci[0], e.ci[0], 'ci[0]', 1e-12, 1e-15);
+        near(r.ci[1], e.ci[1], 'ci[1]', 1e-12, 1e-15);
+        assert.ok(-1 < r.ci[0] && r.ci[0] <= r.rho! && r.rho! <= r.ci[1] && r.ci[1] < 1, `ci ${r.ci}`);
+      }
+      assert.equal(r.ciMethod, e.ciMethod);
+      assert.equal(r.level, e.level);
+      assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
+    });
+  }
+
+  test('symmetric in x and y, odd under negation, invariant under monotone maps', () => {
+    for (const c of fixture.spearman.filter((x) => x.expected.rho !== null)) {
+      const r = spearman(c.x, c.y, { level: c.level });
+      assert.deepEqual(spearman(c.y, c.x, { level: c.level }), r, c.name);
+      const neg = spearman(
+        c.x.map((v) => -v),
+        c.y,
+        { level: c.level },
+      );
+      near(neg.rho, -r.rho!, `${c.name} negated rho`, 1e-12, 1e-15);
+      assert.equal(neg.p, r.p, `${c.name} negated p`);
+      assert.deepEqual(spearman(c.x.map(Math.exp), c.y, { level: c.level }), r, `${c.name} exp(x)`);
+    }
+  });
+
+  test('the default level is 0.95', () => {
+    const c = fixture.spearman.find((x) => x.level === 0.95 && x.expected.ci !== null)!;
+    assert.deepEqual(spearman(c.x, c.y), spearman(c.x, c.y, { level: 0.95 }));
+  });
+
+  test('bad input is a RangeError', () => {
+    assert.throws(() => spearman([1, 2, 3], [1, 2]), isRangeError(/differ in length/));
+    assert.throws(() => spearman([1, 2, Number.NaN], [1, 2, 3]), isRangeError(/not finite/));
+    assert.throws(() => spearman([1, 2, 3], [1, Number.NEGATIVE_INFINITY, 3]), isRangeError(/not finite/));
+    assert.throws(() => spearman([1, 2, 3], [1, 2, 3], { level: 0 }), isRangeError(/level/));
+  });
+});
+
+describe('boundedInterval', () => {
+  test('the logit clamp matches the fixture', () => {
+    assert.equal(BOUNDED_LOGIT_EPSILON, fixture.boundedInterval.epsilon);
+  });
+
+  for (const c of fixture.boundedInterval.cases) {
+    test(c.name, () => {
+      const r = boundedInterval(c.values, c.range, { level: c.level });
+      const e = c.expected;
+      assert.equal(r.n, e.n);
+      near(r.mean, e.mean, 'mean');
+      near(r.std, e.std, 'std', 1e-9, 1e-12);
+      assert.equal(r.method, e.method);
+      if (e.method === 't') {
+        // Exactly summarise's interval.
+        assert.deepEqual(r.ci, summarise(c.values, { level: c.level }).ci);
+        nearInterval(r.ci, e.ci, 'ci');
+      } else {
+        // The half-width on the logit scale carries jstat's t quantile (≈ 1e-8 relative).
+        near(r.ci[0], e.ci[0], 'ci[0]', 1e-7, 1e-12);
+        near(r.ci[1], e.ci[1], 'ci[1]', 1e-7, 1e-12);
+      }
+      const [lo, hi] = c.range;
+      assert.ok(lo <= r.ci[0] && r.ci[0] <= r.mean && r.mean <= r.ci[1] && r.ci[1] <= hi, `ci ${r.ci}`);
+      assert.equal(r.level, e.level);
+      assert.equal(r.degenerate, e.degenerate);
+      assert.deepEqual(JSON.parse(JSON.stringify(r)), r);
+    });
+  }
+
+  test('falls back to logit-t exactly when the t interval leaves the range', () => {
+    for (const c of fixture.boundedInterval.cases) {
+      const t = summarise(c.values, { level: c.level }).ci;
+      const leaves = t[0] < c.range[0] || t[1] > c.range[1];
+      assert.equal(boundedInterval(c.values, c.range, { level: c.level }).method, leaves ? 'logit-t' : 't');
+    }
+  });
+
+  test('the default level is 0.95', () => {
+    const c = fixture.boundedInterval.cases.find((x) => x.name === 'accuracy-near-1')!;
+    assert.deepEqual(boundedInterval(c.values, c.range), boundedInterval(c.values, c.range, { level: 0.95 }));
+  });
+
+  test('bad input is a RangeError', () => {
+    assert.throws(() => boundedInterval([], [0, 1]), isRangeError(/empty/));
+    assert.throws(() => boundedInterval([0.5, Number.NaN], [0, 1]), isRangeError(/not finite/));
+    assert.throws(() => boundedInterval([0.5, 1.2], [0, 1]), isRangeError(/outside the range/));
+    assert.throws(() => boundedInterval([0.5], [1, 0]), isRangeError(/lo < hi/));
+    assert.throws(() => boundedInterval([0.5], [0, Number.POSITIVE_INFINITY]), isRangeError(/lo < hi/));
+    assert.throws(() => boundedInterval([0.5, 0.6], [0, 1], { level: 1.5 }), isRangeError(/level/));
   });
 });

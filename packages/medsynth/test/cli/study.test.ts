@@ -65,16 +65,22 @@ describe('medsynth study (CLI)', () => {
     );
     const r = cli('study', '--config', file, '--seeds', '0-2', '--minutes', '2', '--dry-run');
     assert.equal(r.code, 0, r.stderr);
-    const { config, jobs } = JSON.parse(r.stdout) as {
-      config: { preset: string; seeds: number[]; conditions: string[]; generator: { train: object } };
+    const { config, jobs, estimate } = JSON.parse(r.stdout) as {
+      config: { preset: string; seeds: number[]; conditions: string[]; generators: { train: object }[] };
       jobs: string[];
+      estimate: { jobs: number; minutes: { total: number; generators: number } };
     };
     assert.equal(config.preset, 'tiny');
     assert.deepEqual(config.seeds, [0, 1, 2], 'the flag wins over the file');
     assert.deepEqual(config.conditions, ['real', 'synthetic', 'rebalanced'], 'the file wins over the preset');
-    assert.deepEqual(config.generator.train, { preset: 'tiny', kimg: 0.5, minutes: 2 });
+    assert.deepEqual(config.generators[0]!.train, { preset: 'tiny', kimg: 0.5, minutes: 2, model: 'cgan' });
     assert.equal(jobs.length, 3 * 2 * 3);
-    assert.ok(jobs.includes('rebalanced|cnn-wide|2'), jobs.join(' '));
+    assert.ok(jobs.includes('cgan|0|rebalanced|cnn-wide|2'), jobs.join(' '));
+    assert.ok(jobs.includes('-|-|real|lbp-rf|0'), jobs.join(' '));
+    // The expected run time: the generator's budget (kimg 0.5 reached long before 2 minutes) and the jobs.
+    assert.equal(estimate.jobs, jobs.length);
+    assert.ok(estimate.minutes.total > 0 && estimate.minutes.generators < 2, JSON.stringify(estimate));
+    assert.match(r.stderr, /expected about .* on \d+ cores/);
     assert.equal(readdirSync(dir).length, 1, 'a dry run writes nothing');
   });
 
@@ -101,7 +107,14 @@ describe('medsynth study (CLI)', () => {
     const out = join(dir, 'studies');
     const file = join(dir, 'kill.json');
     const forest = { name: 'rf', base: 'lbp-rf', options: { nEstimators: 10 } };
-    await writeFile(file, JSON.stringify({ preset: 'tiny', classifiers: [forest] }));
+    await writeFile(
+      file,
+      JSON.stringify({
+        preset: 'tiny',
+        classifiers: [forest],
+        generators: ['cgan', { train: { model: 'dcgan' }, perClassModels: true }],
+      }),
+    );
     const args = [
       'study',
       '--config',
@@ -126,7 +139,8 @@ describe('medsynth study (CLI)', () => {
     while (Date.now() < deadline) {
       const found = existsSync(out) ? readdirSync(out) : [];
       if (found.length > 0) studyDir = join(out, found[0]!);
-      if (studyDir && finishedCount(studyDir) >= 2) break;
+      // Killed inside the generators' jobs: after the baselines (4) and some of the first generator's.
+      if (studyDir && finishedCount(studyDir) >= 6) break;
       if (child.exitCode !== null) break;
       await sleep(100);
     }
@@ -134,14 +148,14 @@ describe('medsynth study (CLI)', () => {
     child.kill('SIGKILL');
     await exited;
     const before = studyRows(studyDir);
-    assert.ok(before.length >= 2 && before.length < 12, `${before.length} jobs had finished`);
+    assert.ok(before.length >= 2 && before.length < 20, `${before.length} jobs had finished`);
 
     const r = cli('study', '--resume', studyDir, '--json');
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout) as { dir: string; report: string | null; cells: unknown[] };
-    assert.equal(result.cells.length, 3);
+    assert.equal(result.cells.length, 5, 'real, and synthetic and real+synthetic for each of 2 generators');
     const afterRows = studyRows(studyDir);
-    assert.equal(afterRows.length, 12, '3 conditions × 1 classifier × 4 seeds');
+    assert.equal(afterRows.length, 20, '(1 real + 2 generators × 2 conditions) × 1 classifier × 4 seeds');
     for (const row of before)
       assert.deepEqual(
         afterRows.find((x) => x.id === row.id),
@@ -202,7 +216,10 @@ describe('medsynth study on a folder of mixed grey and colour files', () => {
       assert.equal(r.code, 0, r.stderr);
       const dirs = readdirSync(join(mixedDir, 'studies')).filter((d) => d.endsWith(name));
       const evaluation = JSON.parse(
-        readFileSync(join(mixedDir, 'studies', dirs[0]!, 'evaluation', 'evaluation.json'), 'utf8'),
+        readFileSync(
+          join(mixedDir, 'studies', dirs[0]!, 'generators/cgan/seed-0/all/evaluation/evaluation.json'),
+          'utf8',
+        ),
       ) as { shape: number[] };
       return { stderr: r.stderr, shape: evaluation.shape };
     };

@@ -107,9 +107,9 @@ test('the report loads in headless Chromium without errors, pictures and charts 
       };
     })()`)) as PageState;
     assert.match(state.title, /medsynth study report/);
-    assert.equal(state.images, 4);
+    assert.equal(state.images, 6);
     assert.deepEqual(state.broken, [], 'every picture decodes');
-    assert.equal(state.svgs.length, 8);
+    assert.equal(state.svgs.length, 9);
     assert.ok(
       state.svgs.every((w) => w > 100),
       `charts drawn: ${state.svgs.join(', ')}`,

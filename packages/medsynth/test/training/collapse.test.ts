@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveTrainOptions, type TrainOptionsInput } from '../../src/config/train-options.js';
 import { ConditionScale, MinibatchStdDev } from '../../src/models/layers.js';
 import { buildGan, runD, runG } from '../../src/models/registry.js';
 import type { GanSpec } from '../../src/models/types.js';
@@ -19,9 +18,8 @@ import { disposeWeightSets, findCheckpoint, loadCheckpoint } from '../../src/tra
 import { GanTrainer, modeSeekingLoss } from '../../src/training/gan-step.js';
 import { conditionStrength, ganSpecFor, resumeGan, trainGan } from '../../src/training/loop.js';
 import { BatchSampler, loadRealSet } from '../../src/training/real-data.js';
-import { sharedData } from '../helpers/shared-data.js';
+import { tinyTrainOptions } from '../helpers/tiny-train.js';
 
-const PNEUMONIA = sharedData('medmnist', 'pneumoniamnist_28_reconstructed.npz');
 let out: string;
 
 before(async () => {
@@ -32,16 +30,7 @@ after(async () => {
   await rm(out, { recursive: true, force: true });
 });
 
-function tiny(extra: Partial<TrainOptionsInput> = {}) {
-  return resolveTrainOptions({
-    data: { source: PNEUMONIA },
-    preset: 'tiny',
-    outDir: out,
-    kimg: 0.256,
-    tickKimg: 0.064,
-    ...extra,
-  } as TrainOptionsInput);
-}
+const tiny = tinyTrainOptions(() => ({ outDir: out, kimg: 0.256, tickKimg: 0.064 }));
 
 const SPEC: GanSpec = {
   family: 'cgan',

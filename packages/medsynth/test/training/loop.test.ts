@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveTrainOptions, type TrainOptionsInput } from '../../src/config/train-options.js';
 import { selectBackend } from '../../src/runtime/backend.js';
 import { CheckpointError, TrainingError } from '../../src/runtime/errors.js';
 import { Rng } from '../../src/runtime/random.js';
@@ -14,9 +13,8 @@ import { GanTrainer } from '../../src/training/gan-step.js';
 import { loadGenerator } from '../../src/training/load-run.js';
 import { ganSpecFor, resumeGan, trainGan } from '../../src/training/loop.js';
 import { BatchSampler, loadRealSet } from '../../src/training/real-data.js';
-import { sharedData } from '../helpers/shared-data.js';
+import { tinyTrainOptions } from '../helpers/tiny-train.js';
 
-const PNEUMONIA = sharedData('medmnist', 'pneumoniamnist_28_reconstructed.npz');
 let out: string;
 
 before(async () => {
@@ -27,16 +25,7 @@ after(async () => {
   await rm(out, { recursive: true, force: true });
 });
 
-function tiny(extra: Partial<TrainOptionsInput> = {}) {
-  return resolveTrainOptions({
-    data: { source: PNEUMONIA },
-    preset: 'tiny',
-    outDir: out,
-    kimg: 0.128,
-    tickKimg: 0.064,
-    ...extra,
-  } as TrainOptionsInput);
-}
+const tiny = tinyTrainOptions(() => ({ outDir: out, kimg: 0.128, tickKimg: 0.064 }));
 
 /** Every weight of a checkpoint's groups as plain arrays (for exact comparisons). */
 async function checkpointValues(runDir: string): Promise<Map<string, Float32Array>> {
