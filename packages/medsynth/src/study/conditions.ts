@@ -10,10 +10,12 @@
  * - `oversampled` (control for `rebalanced`): the real split with every class topped up to the largest class
  *   by repeating its own real images (each as evenly as possible, seeded order), so the classifier sees the
  *   same class counts and batches as under `rebalanced` without any synthetic content.
- * - `shuffled` variants (negative controls): `real+shuffled-synthetic:r` and `rebalanced+shuffled` take the
- *   very images their unshuffled condition takes, then permute those synthetic images' labels among
- *   themselves (class counts unchanged, images' classes scrambled). Synthetic content that carries class signal
- *   should beat its shuffled control; extra images that only add steps and balance should not.
+ * - `shuffled` variants (negative controls): `real+shuffled-synthetic:r` and `rebalanced+shuffled` draw as many
+ *   synthetic images of each label as their condition, from the pool under a seeded permutation of its labels
+ *   (study/grid.ts `poolLabelsFor`): class counts, extra images and steps unchanged, but behind each label
+ *   images of any class (a permutation among the condition's own images would change nothing for
+ *   `rebalanced`, whose top-up is all one class in a binary task). Synthetic content that carries class
+ *   signal should beat its shuffled control; extra images that only add steps and balance should not.
  * - `limited` (fraction f): a stratified f of the real split; with `topUp`, each class filled back to its
  *   full real count with synthetic images from a generator trained on that same subset only (the study
  *   trains one per fraction and generator seed; the subset is chosen by the generator seed).

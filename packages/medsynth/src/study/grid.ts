@@ -135,8 +135,20 @@ export interface TrainingSet {
 }
 
 /**
+ * The pool's labels as a job sees them: the pool's own, or for a shuffled control a seeded permutation of them
+ * across the whole pool — the same label counts, each image now under a label that is usually not its class.
+ */
+export function poolLabelsFor(job: Pick<StudyJob, 'condition' | 'seed'>, labels: Int32Array): Int32Array {
+  if (!isShuffled(job.condition)) return labels;
+  const rng = Rng.derive(job.seed, 'shuffle', conditionName({ ...job.condition, augment: true }));
+  return Int32Array.from(rng.shuffle(Array.from(labels)));
+}
+
+/**
  * A job's training set: its real positions, plus per class a seeded choice from the synthetic pool. A shuffled
- * control takes the very images of its unshuffled condition and then permutes their labels among them.
+ * control draws from the pool under permuted labels (`poolLabelsFor`): the same number of synthetic images of
+ * each label as its condition, but images of any class behind each label — so the label carries no content,
+ * while the class counts, the extra images and the optimiser steps stay those of the condition.
  */
 export function trainingSet(
   job: Pick<StudyJob, 'condition' | 'seed' | 'generatorSeed'>,
@@ -149,11 +161,12 @@ export function trainingSet(
     order: job.seed,
   });
   const picked: number[] = [];
+  const labels = pool ? poolLabelsFor(job, pool.labels) : new Int32Array(0);
   if (comp.synthetic.some((n) => n > 0)) {
     if (!pool) throw new StudyError('a condition with synthetic images has no synthetic pool');
-    const byClass = positionsByClass(pool.labels, numClasses);
-    // Named by the unshuffled, augmented condition, so a shuffled control (or a `:noaug` twin) draws the same
-    // images as its condition.
+    const byClass = positionsByClass(labels, numClasses);
+    // Named by the unshuffled, augmented condition, so a `:noaug` twin draws the same images as its
+    // condition (and a shuffled control the same positions under its permuted labels).
     const drawName = conditionName({ ...unshuffled(job.condition), augment: true });
     comp.synthetic.forEach((n, k) => {
       if (n === 0) return;
@@ -167,19 +180,12 @@ export function trainingSet(
     picked.sort((a, b) => a - b);
   }
   const r = take(real, comp.real);
-  const s = pool
-    ? take(pool, picked)
-    : { images: { ...real.images, count: 0, data: new Uint8Array(0) }, labels: new Int32Array(0) };
-  let synthLabels = s.labels;
-  if (isShuffled(job.condition)) {
-    const perm = Rng.derive(job.seed, 'shuffle', conditionName(job.condition)).shuffle(
-      Array.from(synthLabels.keys()),
-    );
-    synthLabels = Int32Array.from(perm, (i) => s.labels[i]!);
-  }
+  const images = pool
+    ? pickImages(pool.images, picked)
+    : { ...real.images, count: 0, data: new Uint8Array(0) };
   return {
-    images: concat(r.images, s.images),
-    labels: Int32Array.from([...r.labels, ...synthLabels]),
+    images: concat(r.images, images),
+    labels: Int32Array.from([...r.labels, ...picked.map((p) => labels[p]!)]),
     real: comp.real.length,
     synthetic: picked.length,
     poolPositions: picked,

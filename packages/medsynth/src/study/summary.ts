@@ -597,7 +597,11 @@ function statisticsText(config: StudyConfig): string {
     config.generatorSeeds >= 2
       ? `Each generator was trained ${config.generatorSeeds} times (generator seeds); conditions with synthetic images are summarised over generator seeds (each the mean over ${config.seeds.length} classifier seed${config.seeds.length === 1 ? '' : 's'}), so generator-to-generator variance is in their intervals. Conditions without a generator are summarised over classifier seeds.`
       : `Each generator was trained once, so intervals are over the ${config.seeds.length} classifier seed${config.seeds.length === 1 ? '' : 's'} and do not include generator-to-generator variance (set generatorSeeds ≥ 2 for that).`;
-  return `${units} Intervals are 95 % Student-t intervals of the mean, computed on the logit scale where the t interval would leave the metric's range. Comparisons pair jobs of the same classifier seed (and generator seed); each verdict rests on the paired t interval and on McNemar's exact test on the pooled test images (Holm-adjusted over a generator's and classifier's comparisons) and calls an effect only when both agree.${config.equalSteps ? ' Every deep classifier trained for the same number of optimiser steps in every condition (equalSteps).' : ''}`;
+  const limited =
+    config.generatorSeeds < 2 && studyConditions(config).some(({ condition }) => condition.kind === 'limited')
+      ? " Limited subsets are chosen by the generator seed (the subset its generator trained on), so with one generator seed every classifier seed trains on the same subset and the limited rows' intervals do not include subset-to-subset variance."
+      : '';
+  return `${units}${limited} Intervals are 95 % Student-t intervals of the mean, computed on the logit scale where the t interval would leave the metric's range. Comparisons pair jobs of the same classifier seed (and generator seed); each verdict rests on the paired t interval and on McNemar's exact test on the pooled test images (Holm-adjusted over a generator's and classifier's comparisons) and calls an effect only when both agree.${config.equalSteps ? ' Every deep classifier trained for the same number of optimiser steps in every condition (equalSteps).' : ''}`;
 }
 
 /** Quality of whole-split instances against their mean downstream differences with the baseline. */

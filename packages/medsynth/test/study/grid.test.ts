@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { ImageArray } from '../../src/data/types.js';
 import { parseCondition } from '../../src/study/conditions.js';
 import { resolveStudyConfig } from '../../src/study/config.js';
-import { studyInstances, studyJobs, trainingSet } from '../../src/study/grid.js';
+import { poolLabelsFor, studyInstances, studyJobs, trainingSet } from '../../src/study/grid.js';
 
 /** One-pixel images whose value says which image it is. */
 function set(values: number[], labels: number[]) {
@@ -37,24 +37,36 @@ const job = (condition: string, seed = 3) => ({
   generatorSeed: 0,
 });
 
-test('a shuffled control takes its condition’s synthetic images and permutes their labels among them', () => {
+test('a shuffled control: its condition’s label counts, drawn from the pool under a permutation of its labels', () => {
   for (const [name, control] of [
     ['rebalanced', 'rebalanced+shuffled'],
     ['real+synthetic:0.5', 'real+shuffled-synthetic:0.5'],
   ] as const) {
     const a = trainingSet(job(name), real, pool, 3);
     const b = trainingSet(job(control), real, pool, 3);
-    assert.deepEqual(b.poolPositions, a.poolPositions, `${control}: the same pool images`);
-    assert.deepEqual(Array.from(b.images.data), Array.from(a.images.data), `${control}: the same pixels`);
     const n = a.real;
-    assert.deepEqual(Array.from(b.labels.slice(0, n)), Array.from(a.labels.slice(0, n)), 'real labels kept');
+    assert.equal(b.real, n);
+    assert.deepEqual(Array.from(b.labels.slice(0, n)), Array.from(a.labels.slice(0, n)), 'real part kept');
+    // The same number of synthetic images of each label …
     const synthA = Array.from(a.labels.slice(n));
     const synthB = Array.from(b.labels.slice(n));
-    assert.deepEqual([...synthB].sort(), [...synthA].sort(), `${control}: a permutation of the same labels`);
-    assert.notDeepEqual(synthB, synthA, `${control}: the labels moved`);
-    // Each synthetic label of the unshuffled condition is its pool image's class.
+    assert.deepEqual([...synthB].sort(), [...synthA].sort(), `${control}: the same label counts`);
+    // … drawn under the pool's labels permuted across the whole pool (a permutation within the pool) …
+    const permuted = poolLabelsFor(job(control), Int32Array.from(poolLabels));
+    assert.deepEqual([...permuted].sort(), [...poolLabels].sort(), 'a permutation of the pool labels');
+    assert.notDeepEqual(Array.from(permuted), poolLabels, 'labels moved');
+    b.poolPositions.forEach((p, i) => assert.equal(synthB[i], permuted[p], 'each label is the permuted one'));
+    // … so behind the labels are images of other classes; in the condition every image is its class.
     a.poolPositions.forEach((p, i) => assert.equal(synthA[i], poolLabels[p]));
+    const mismatched = b.poolPositions.filter((p, i) => poolLabels[p] !== synthB[i]).length;
+    assert.ok(
+      mismatched > b.poolPositions.length / 3,
+      `${control}: ${mismatched} of ${b.poolPositions.length} images under another class's label`,
+    );
   }
+  // rebalanced tops up one class only here too (class 0 is the largest): its shuffled control still scrambles.
+  const reb = trainingSet(job('rebalanced+shuffled'), real, pool, 3);
+  assert.ok(reb.poolPositions.some((p, i) => poolLabels[p] !== reb.labels[reb.real + i]));
 });
 
 test('a :noaug twin and another classifier seed: same images / other images', () => {
