@@ -39,7 +39,14 @@ import {
   pairedTTest,
   spearman,
 } from '../classify/statistics.js';
-import { baselineOf, conditionName, controlsOf, parseCondition, usesSynthetic } from './conditions.js';
+import {
+  baselineOf,
+  conditionName,
+  controlsOf,
+  isShuffled,
+  parseCondition,
+  usesSynthetic,
+} from './conditions.js';
 import { studyConditions, type StudyConfig } from './config.js';
 import type { JobRow } from './store.js';
 
@@ -622,8 +629,11 @@ function qualityAgainstGain(
     for (const [key, mine] of byCell) {
       if (!key.startsWith(`${inst.generator}|${inst.generatorSeed}|`)) continue;
       const { condition, classifier } = mine[0]!;
-      const base = baselineOf(parseCondition(condition));
-      if (!base || parseCondition(condition).kind === 'limited') continue;
+      // Conditions with a synthetic effect on the whole split; not the limited top-ups (another generator) nor
+      // the shuffled-label controls (their images' content is scrambled on purpose).
+      const parsed = parseCondition(condition);
+      const base = baselineOf(parsed);
+      if (!base || parsed.kind === 'limited' || isShuffled(parsed)) continue;
       const baseRows = rows.filter(
         (r) => r.generator === null && r.condition === conditionName(base) && r.classifier === classifier,
       );

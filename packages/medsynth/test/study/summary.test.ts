@@ -239,7 +239,10 @@ test('quality vs gain: Spearman over generator instances, as scipy computes it',
   const gens = ['a', 'b', 'c', 'd'];
   for (const seed of [0, 1]) {
     rs.push(row('real', seed, (i) => i % 8 === seed));
-    gens.forEach((g, k) => rs.push(row('synthetic', seed, (i) => i % (3 + k) === 0 || i === seed, 40, g, 0)));
+    gens.forEach((g, k) => {
+      rs.push(row('synthetic', seed, (i) => i % (3 + k) === 0 || i === seed, 40, g, 0));
+      rs.push(row('rebalanced+shuffled', seed, (i) => i % (5 + k) === 0, 8, g, 0));
+    });
   }
   const fids = [9, 4, 6, 2];
   const instances: InstanceRecord[] = gens.map((g, k) => ({
@@ -267,15 +270,21 @@ test('quality vs gain: Spearman over generator instances, as scipy computes it',
   const cfg = resolveStudyConfig({
     data: { source: 'x.npz' },
     generators: gens.map((name) => ({ name, train: { model: 'cgan' } })),
-    conditions: ['real', 'synthetic'],
+    conditions: ['real', 'synthetic', 'rebalanced+shuffled'],
     classifiers: ['cnn'],
     seeds: [0, 1],
   });
   const s = summariseStudy(cfg, classNames, labels, rs, instances);
   const q = s.qualityVsGain!;
-  assert.equal(q.points.length, 4);
+  // One point per generator for synthetic; the shuffled-label control is not a quality-vs-gain point.
+  assert.deepEqual(
+    q.points.map((p) => p.condition),
+    ['synthetic', 'synthetic', 'synthetic', 'synthetic'],
+  );
   const gain = gens.map((g) => {
-    const mine = rs.filter((r) => r.generator === g).map((r) => r.metrics['accuracy'] as number);
+    const mine = rs
+      .filter((r) => r.generator === g && r.condition === 'synthetic')
+      .map((r) => r.metrics['accuracy'] as number);
     const real = rs.filter((r) => r.condition === 'real').map((r) => r.metrics['accuracy'] as number);
     return (mine[0]! - real[0]! + mine[1]! - real[1]!) / 2;
   });
