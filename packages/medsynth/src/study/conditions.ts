@@ -166,7 +166,12 @@ export interface Composition {
   readonly synthetic: readonly number[];
 }
 
-function countsOf(labels: ArrayLike<number>, positions: ArrayLike<number> | null, k: number): number[] {
+/** Images of each of `k` classes among `labels` (at `positions`, or all). */
+export function countsOf(
+  labels: ArrayLike<number>,
+  positions: ArrayLike<number> | null,
+  k: number,
+): number[] {
   const counts = new Array<number>(k).fill(0);
   const n = positions ? positions.length : labels.length;
   for (let i = 0; i < n; i++) counts[labels[positions ? positions[i]! : i]!]!++;

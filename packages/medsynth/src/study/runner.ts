@@ -39,7 +39,7 @@ import { writeFileAtomic } from '../runtime/fs.js';
 import type { RunControl } from '../runtime/progress.js';
 import { loadGenerator } from '../training/load-run.js';
 import { createRunDir } from '../training/run-dir.js';
-import { limitedSubset, syntheticDemand } from './conditions.js';
+import { countsOf, limitedSubset, syntheticDemand } from './conditions.js';
 import { resolveStudyConfig, type StudyConfig } from './config.js';
 import { estimateStudy, type StudyEstimate } from './estimate.js';
 import { instanceRuns, loadInstance, type GeneratorInstance } from './generators.js';
@@ -259,11 +259,7 @@ function positiveIndex(config: StudyConfig, classNames: readonly string[]): numb
   return k;
 }
 
-function classCounts(labels: ArrayLike<number>, k: number): number[] {
-  const c = new Array<number>(k).fill(0);
-  for (let i = 0; i < labels.length; i++) c[labels[i]!]!++;
-  return c;
-}
+const classCounts = (labels: ArrayLike<number>, k: number) => countsOf(labels, null, k);
 
 /** The ids of the images an instance trains on (null: the whole train split, uncapped). */
 function instanceImages(

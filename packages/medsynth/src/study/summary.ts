@@ -689,6 +689,19 @@ function qualityAgainstGain(
   return { points, correlations };
 }
 
+/** ` Sensitivity a → b %, specificity c → d %.` from `from` to `to` (binary tasks), or ''. */
+function sensSpecChange(from: CellSummary | undefined, to: CellSummary): string {
+  const [s0, s1, p0, p1] = [
+    from?.metrics.sensitivity,
+    to.metrics.sensitivity,
+    from?.metrics.specificity,
+    to.metrics.specificity,
+  ];
+  return s0 && s1 && p0 && p1
+    ? ` Sensitivity ${pct(s0.mean)} → ${pct(s1.mean)} %, specificity ${pct(p0.mean)} → ${pct(p1.mean)} %.`
+    : '';
+}
+
 function verdicts(
   cells: readonly CellSummary[],
   classNames: readonly string[],
@@ -715,29 +728,17 @@ function verdicts(
         text: sentence(c, b, 'training only on synthetic images'),
       });
     } else if (cond.kind === 'limited' && cond.topUp) {
-      const lim = find(null, b.against, c.classifier);
       out.push({
         question: 'limited',
         classifier: c.classifier,
         generator: c.generator,
-        text: `${sentence(c, b, `a synthetic top-up of ${c.condition.replace(/^limited-/, '').replace(/\+synthetic.*$/, '')} of the real images`)}${
-          lim?.metrics.sensitivity &&
-          c.metrics.sensitivity &&
-          lim.metrics.specificity &&
-          c.metrics.specificity
-            ? ` Sensitivity ${pct(lim.metrics.sensitivity.mean)} → ${pct(c.metrics.sensitivity.mean)} %, specificity ${pct(lim.metrics.specificity.mean)} → ${pct(c.metrics.specificity.mean)} %.`
-            : ''
-        }`,
+        text: `${sentence(c, b, `a synthetic top-up of ${c.condition.replace(/^limited-/, '').replace(/\+synthetic.*$/, '')} of the real images`)}${sensSpecChange(
+          find(null, b.against, c.classifier),
+          c,
+        )}`,
       });
     } else if ((cond.kind === 'augmented' || cond.kind === 'rebalanced') && !cond.shuffled) {
-      const real = find(null, b.against, c.classifier);
-      const extra =
-        real?.metrics.sensitivity &&
-        c.metrics.sensitivity &&
-        real.metrics.specificity &&
-        c.metrics.specificity
-          ? ` Sensitivity ${pct(real.metrics.sensitivity.mean)} → ${pct(c.metrics.sensitivity.mean)} %, specificity ${pct(real.metrics.specificity.mean)} → ${pct(c.metrics.specificity.mean)} %.`
-          : '';
+      const extra = sensSpecChange(find(null, b.against, c.classifier), c);
       out.push({
         question: 'augment',
         classifier: c.classifier,
