@@ -6,7 +6,8 @@
  * rates measured on this project's 2-core reference machine (libtorch backend) at 28 px and scaled by the
  * pixel count ((size / 28)²) and by 2 / cores:
  * - GAN training ≈ 440 real images/s (a 3-minute cGAN reached 80 kimg); sampling: GANs ≈ 2000 images/s,
- *   the diffusion model ≈ 20 images/s (25 DDIM steps, batch 64);
+ *   the diffusion model ≈ 12 images/s (25 DDIM steps; a 5774-image pool took 496 s). An existing run
+ *   (`run:`) costs no training but still its pool, at its own model's rate (`runModels`);
  * - the small CNN ≈ 0.4 ms per training image per epoch (study jobs of 8 epochs: 2.5–3.5 ms per training
  *   image); ResNet ×4 and VGG ×3 of it (not measured: assumed from their convolution cost);
  * - texture classifiers ≈ 2 ms (LBP + forest) and 4 ms (GLCM + LBP + logistic regression) per image
@@ -37,7 +38,7 @@ export interface StudyEstimate {
 }
 
 const GAN_TRAIN_IMAGES_PER_S = 440;
-const SAMPLE_IMAGES_PER_S: Readonly<Record<string, number>> = { ddpm: 20 };
+const SAMPLE_IMAGES_PER_S: Readonly<Record<string, number>> = { ddpm: 12 };
 const GAN_SAMPLE_IMAGES_PER_S = 2000;
 const CNN_SECONDS_PER_IMAGE_EPOCH = 0.0004;
 const DEEP_FACTOR: Readonly<Record<string, number>> = { small: 1, resnet: 4, vgg: 3 };
@@ -49,7 +50,8 @@ const EVALUATION_SECONDS = 30;
 
 /**
  * The estimate for `jobs` of `config` with `trainLabels` the real train split's labels (capped as the
- * study caps it) and `testCount` its test images.
+ * study caps it) and `testCount` its test images; `runModels` maps an existing run's directory (as the
+ * config names it) to its model family.
  */
 export function estimateStudy(
   config: StudyConfig,
@@ -58,6 +60,7 @@ export function estimateStudy(
   numClasses: number,
   testCount: number,
   cores = os.availableParallelism(),
+  runModels: ReadonlyMap<string, string> = new Map(),
 ): StudyEstimate {
   const pixels = (config.size / 28) ** 2;
   const speed = 2 / Math.max(1, cores);
@@ -67,15 +70,20 @@ export function estimateStudy(
   let models = 0;
   let poolSeconds = 0;
   for (const inst of instances.values()) {
-    if (!inst || inst.entry.run !== undefined) continue;
-    const perInstance = inst.entry.perClassModels ? numClasses : 1;
-    models += perInstance;
+    if (!inst) continue;
     const train = inst.entry.train as { minutes?: number; kimg?: number; model?: string };
-    const byKimg =
-      train.kimg !== undefined ? ((train.kimg * 1000) / GAN_TRAIN_IMAGES_PER_S) * pixels * speed : Infinity;
-    const byMinutes = train.minutes !== undefined ? train.minutes * 60 : Infinity;
-    generatorSeconds += perInstance * Math.min(byKimg, byMinutes);
-    const rate = SAMPLE_IMAGES_PER_S[train.model ?? 'cgan'] ?? GAN_SAMPLE_IMAGES_PER_S;
+    let model = train.model ?? 'cgan';
+    if (inst.entry.run !== undefined) {
+      model = runModels.get(inst.entry.run) ?? model;
+    } else {
+      const perInstance = inst.entry.perClassModels ? numClasses : 1;
+      models += perInstance;
+      const byKimg =
+        train.kimg !== undefined ? ((train.kimg * 1000) / GAN_TRAIN_IMAGES_PER_S) * pixels * speed : Infinity;
+      const byMinutes = train.minutes !== undefined ? train.minutes * 60 : Infinity;
+      generatorSeconds += perInstance * Math.min(byKimg, byMinutes);
+    }
+    const rate = SAMPLE_IMAGES_PER_S[model] ?? GAN_SAMPLE_IMAGES_PER_S;
     const demand = Math.max(
       0,
       ...jobs

@@ -39,6 +39,7 @@ import { writeFileAtomic } from '../runtime/fs.js';
 import type { RunControl } from '../runtime/progress.js';
 import { loadGenerator } from '../training/load-run.js';
 import { createRunDir } from '../training/run-dir.js';
+import { readRunOptions } from '../training/loop.js';
 import { countsOf, limitedSubset, syntheticDemand } from './conditions.js';
 import { resolveStudyConfig, type StudyConfig } from './config.js';
 import { estimateStudy, type StudyEstimate } from './estimate.js';
@@ -131,12 +132,17 @@ export async function estimateStudyTime(
     train = train.subset(stratifiedFraction(train.labels, cap / train.size, config.data.seed));
   const testCap = config.maxImages.test;
   const test = ds.split('test').size;
+  const runModels = new Map<string, string>();
+  for (const entry of config.generators)
+    if (entry.run !== undefined) runModels.set(entry.run, (await readRunOptions(entry.run)).model);
   return estimateStudy(
     config,
     studyJobs(config),
     Int32Array.from(train.labels),
     ds.classNames.length,
     testCap !== undefined ? Math.min(testCap, test) : test,
+    undefined,
+    runModels,
   );
 }
 
