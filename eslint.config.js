@@ -4,7 +4,9 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '**/build/**'] },
+  {
+    ignores: ['**/dist/**', '**/node_modules/**', '**/build/**', 'packages/medsynth/src/federated/proto/**'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

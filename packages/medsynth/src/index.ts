@@ -164,3 +164,25 @@ export { perClassGenerator } from './generate/per-class.js';
 export { type JobRow, StudyStore } from './study/store.js';
 export { judgeEffect, type StudySummary, summariseStudy } from './study/summary.js';
 export { buildReport, loadStudyReport, REPORT_FILE, writeReport } from './report/index.js';
+// Federated training (one generator, many institutions, no pooled images).
+export {
+  type CoordinatorSetup,
+  type FederationResult,
+  type RoundRecord,
+  runCoordinator,
+} from './federated/coordinator.js';
+export { runSite, type SiteResult, type SiteSetup } from './federated/site.js';
+export { partitionIds, simulate, type SimulationResult, type SimulationSetup } from './federated/simulate.js';
+export {
+  type FederationOptions,
+  type FederationOptionsInput,
+  resolveFederationOptions,
+} from './federated/options.js';
+export { chooseParticipants, fedAvg, screenUpdates } from './federated/strategy.js';
+export { addSiteCertificate, makeCertificates } from './federated/certs.js';
+export { channelCredentials, serverCredentials } from './federated/tls.js';
+export {
+  compareFederated,
+  type FederatedComparison,
+  type FederatedCompareSetup,
+} from './study/federated-compare.js';

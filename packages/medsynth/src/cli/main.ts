@@ -9,6 +9,7 @@ import { fileSystemError } from '../runtime/fs.js';
 import { registerDataCommands } from './data.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerEvaluateCommand } from './evaluate.js';
+import { registerFederatedCommands } from './federated.js';
 import { registerGenerateCommand } from './generate.js';
 import { registerReportCommand } from './report.js';
 import { registerStudyCommand } from './study.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerEvaluateCommand(program);
   registerStudyCommand(program);
   registerReportCommand(program);
+  registerFederatedCommands(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -21,7 +21,7 @@ import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from
 import { abortOnSigint } from './interrupt.js';
 import { createRenderer, formatSeconds } from './render.js';
 
-interface TrainFlags extends DataFlags {
+export interface TrainFlags extends DataFlags {
   data?: string;
   resume?: string;
   preset?: string;
@@ -173,15 +173,9 @@ export function trainInputFromFlags(f: TrainFlags): TrainOptionsInput {
   return o as TrainOptionsInput;
 }
 
-export function registerTrainCommand(program: Command): void {
-  const cmd = program
-    .command('train')
-    .description('train a GAN (dcgan, cgan, acgan) on the train split of a dataset; resumable')
-    .option('--data <source>', 'an .npz file, medmnist:<name>[@size], a folder of PNG/JPEG or DICOM')
-    .option(
-      '--resume <run-dir>',
-      'continue a run from its latest checkpoint (--kimg/--minutes set a new length)',
-    )
+/** The flags that describe a model and how it trains (`train`, `federated serve|simulate|compare`). */
+export function addModelFlags(cmd: Command): Command {
+  return cmd
     .addOption(
       new Option('--preset <name>', 'starting options for a kind of data').choices(
         Object.keys(TRAIN_PRESETS),
@@ -206,8 +200,6 @@ export function registerTrainCommand(program: Command): void {
     .addOption(new Option('--loss <kind>', 'adversarial loss').choices([...LOSSES]))
     .addOption(new Option('--augment <mode>', 'differentiable augmentation for D').choices([...AUGMENTS]))
     .option('--augment-ops <list>', `augmentations (${AUGMENT_OPS.join(',')})`, parseAugmentOps)
-    .option('--kimg <n>', 'train until n thousand real images were shown to D', positiveNumber('--kimg'))
-    .option('--minutes <n>', 'train for at most n minutes', positiveNumber('--minutes'))
     .option('--batch-size <n>', 'images per batch', positiveInt('--batch-size'))
     .option('--g-lr <lr>', 'generator learning rate', positiveNumber('--g-lr'))
     .option('--d-lr <lr>', 'discriminator learning rate', positiveNumber('--d-lr'))
@@ -279,12 +271,25 @@ export function registerTrainCommand(program: Command): void {
     .option('--g-width <n>', 'generator base width', positiveInt('--g-width'))
     .option('--d-width <n>', 'discriminator base width', positiveInt('--d-width'))
     .option('--no-spectral-norm', 'no spectral normalisation in D')
-    .option('--tick-kimg <k>', 'stats, grid and checkpoint every k kimg', positiveNumber('--tick-kimg'))
+    .option('--tick-kimg <k>', 'stats, grid and checkpoint every k kimg', positiveNumber('--tick-kimg'));
+}
+
+export function registerTrainCommand(program: Command): void {
+  const cmd = program
+    .command('train')
+    .description('train a GAN (dcgan, cgan, acgan) on the train split of a dataset; resumable')
+    .option('--data <source>', 'an .npz file, medmnist:<name>[@size], a folder of PNG/JPEG or DICOM')
+    .option(
+      '--resume <run-dir>',
+      'continue a run from its latest checkpoint (--kimg/--minutes set a new length)',
+    )
+    .option('--kimg <n>', 'train until n thousand real images were shown to D', positiveNumber('--kimg'))
+    .option('--minutes <n>', 'train for at most n minutes', positiveNumber('--minutes'))
     .option('--out <dir>', 'parent folder of the numbered run directories', 'runs')
     .option('--name <name>', 'run name (default <model>-<data>-<size>)')
     .option('--dry-run', 'print the resolved options and exit')
     .option('--json', 'progress as nothing, the result as one JSON object');
-  addDataFlags(cmd).action(async (flags: TrainFlags) => {
+  addDataFlags(addModelFlags(cmd)).action(async (flags: TrainFlags) => {
     const render = createRenderer({ json: flags.json === true });
     if (flags.resume !== undefined && flags.data !== undefined) {
       throw new ConfigError('give either --data (a new run) or --resume (an existing run), not both', {

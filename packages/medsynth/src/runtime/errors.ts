@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'CHECKPOINT_ERROR'
   | 'TRAINING_ERROR'
   | 'STUDY_ERROR'
-  | 'FILESYSTEM_ERROR';
+  | 'FILESYSTEM_ERROR'
+  | 'FEDERATION_ERROR';
 
 export class MedsynthError extends Error {
   override readonly name: string = 'MedsynthError';
@@ -110,6 +111,16 @@ export class StudyError extends MedsynthError {
 export class FileSystemError extends MedsynthError {
   override readonly name = 'FileSystemError';
   override readonly code = 'FILESYSTEM_ERROR';
+  override readonly exitCode = 1;
+}
+
+/**
+ * A federation that cannot go on: a peer's message that breaks the protocol (bad manifest, checksum, size),
+ * sites that disagree on the data's classes, a coordinator that stays unreachable. A runtime failure (exit 1).
+ */
+export class FederationError extends MedsynthError {
+  override readonly name = 'FederationError';
+  override readonly code = 'FEDERATION_ERROR';
   override readonly exitCode = 1;
 }
 
