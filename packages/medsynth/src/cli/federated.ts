@@ -255,7 +255,10 @@ export function registerFederatedCommands(program: Command): void {
     .description('run the coordinator: it holds no images; sites join with theirs')
     .option('--data-free', 'the coordinator holds no data (always so; accepted for clarity)')
     .option('--data-name <name>', "what the run records as its data (default 'federated')")
-    .option('--resume <run-dir>', 'continue a federated run from its last round');
+    .option(
+      '--resume <run-dir>',
+      'continue a federated run from its last round (its own model and strategy; --rounds is the new total)',
+    );
   addTlsFlags(addFederationFlags(addModelFlags(serve), true))
     .option('--seed <n>', 'seed of the model and of the participant draws', parseInteger('--seed'), 0)
     .option('--out <dir>', 'parent folder of the numbered run directories', 'runs')

@@ -44,7 +44,7 @@ import {
 import { emaBeta } from '../training/ema.js';
 import { familyOfSpec, generatorFamily } from '../training/families/index.js';
 import type { BaseSpec, FamilyTrainer } from '../training/family.js';
-import { sampleGrid } from '../training/loop.js';
+import { readRunOptions, sampleGrid } from '../training/loop.js';
 import { createRunDir, dataName } from '../training/run-dir.js';
 import { FederationOptionsSchema, type FederationOptions } from './options.js';
 import {
@@ -221,6 +221,8 @@ class Coordinator {
   readonly #waiting = new Map<string, Waiter>();
   #federationId: string = randomUUID();
   #options: FederationOptions;
+  /** The model's options: the setup's, or a resumed run's own (options.json). */
+  #train: TrainOptions;
   #classNames: string[] | null = null;
   #channels: 1 | 3 | null = null;
   #pending: PendingRound | null = null;
@@ -232,6 +234,7 @@ class Coordinator {
     this.#setup = setup;
     this.#control = control;
     this.#options = setup.federation;
+    this.#train = setup.train;
   }
 
   async run(): Promise<FederationResult> {
@@ -247,11 +250,17 @@ class Coordinator {
       runDir = resolve(setup.resume);
       resumed = await readFederationState(runDir);
       this.#federationId = resumed.federationId;
+      // The run's own model and strategy; the new total of rounds, the timeouts and the address are this start's.
+      const now = this.#options;
       this.#options = Object.freeze({
         ...resumed.options,
-        host: this.#options.host,
-        port: this.#options.port,
+        rounds: now.rounds,
+        roundTimeoutSeconds: now.roundTimeoutSeconds,
+        joinTimeoutSeconds: now.joinTimeoutSeconds,
+        host: now.host,
+        port: now.port,
       });
+      this.#train = await readRunOptions(runDir);
       this.#classNames = resumed.classNames;
       this.#channels = resumed.channels;
       for (const s of resumed.sites) this.#sites.set(s.name, s);
@@ -324,7 +333,7 @@ class Coordinator {
     if (!isSiteName(info.name)) throw new Error(`site name "${info.name}" is not [A-Za-z0-9_-]{1,64}`);
     if (certified !== null && certified !== info.name)
       throw new Error(`the site's certificate is for "${certified}", not "${info.name}"`);
-    const train = this.#setup.train;
+    const train = this.#train;
     const format = {
       size: train.size,
       channels: this.#channels ?? (train.channels === 'auto' ? 0 : train.channels),
@@ -475,7 +484,7 @@ class Coordinator {
   async #rounds(runDir: string, resumed: FederationState | null): Promise<FederationResult> {
     const o = this.#options;
     const emit = this.#control.onProgress;
-    const train = this.#setup.train;
+    const train = this.#train;
     emit?.({ type: 'phase', phase: 'federation', detail: `waiting for ${o.minSites} site(s) to join` });
     await this.#until(
       () => this.#present.size >= o.minSites,
