@@ -163,6 +163,15 @@ function federatedTrainOptions(
   return resolveTrainOptions({ ...input, kimg, minutes: undefined });
 }
 
+/** The options of a federation run on this machine (`simulate`, `compare`): every site joins, any free port. */
+function localFederation(flags: TrainFlags & FederationFlags & { sites: number }) {
+  const federation = resolveFederationOptions({ ...federationInput(flags), minSites: flags.sites, port: 0 });
+  return {
+    federation,
+    train: federatedTrainOptions(flags, federation.rounds, federation.localSteps, flags.sites),
+  };
+}
+
 function printResult(result: FederationResult, json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -395,12 +404,7 @@ export function registerFederatedCommands(program: Command): void {
           FederationFlags & { sites: number; alpha?: number; partitionSeed?: number; json?: boolean },
       ) => {
         const render = createRenderer({ json: flags.json === true });
-        const federation = resolveFederationOptions({
-          ...federationInput(flags),
-          minSites: flags.sites,
-          port: 0,
-        });
-        const train = federatedTrainOptions(flags, federation.rounds, federation.localSteps, flags.sites);
+        const { federation, train } = localFederation(flags);
         const backend = await selectBackend();
         if (!flags.json) process.stderr.write(`backend: ${backend.backend} (${backend.reason})\n`);
         const interrupt = abortOnSigint('stopping the simulation (the last round is kept)', render.clear);
@@ -448,12 +452,7 @@ export function registerFederatedCommands(program: Command): void {
           FederationFlags & { sites: number; alpha: number; classifierSeeds?: number[]; json?: boolean },
       ) => {
         const render = createRenderer({ json: flags.json === true });
-        const federation = resolveFederationOptions({
-          ...federationInput(flags),
-          minSites: flags.sites,
-          port: 0,
-        });
-        const train = federatedTrainOptions(flags, federation.rounds, federation.localSteps, flags.sites);
+        const { federation, train } = localFederation(flags);
         await selectBackend();
         const interrupt = abortOnSigint('stopping the comparison', render.clear);
         try {
