@@ -53,6 +53,7 @@ import {
   manifestMismatch,
   manifestOf,
   readWeights,
+  sharedGroups,
   assignWeights,
   type Payload,
 } from './payload.js';
@@ -533,7 +534,7 @@ class Coordinator {
     let lastCheckpoint = '';
     let lastGrid = -Infinity;
     try {
-      const shared = ['G', ...(o.shareD && (await hasGroup(trainer, 'D')) ? ['D'] : [])];
+      const shared = await sharedGroups(trainer, o.shareD);
       const ema = await readWeights(trainer, ['G_ema']);
       const grid = trainer.sampler(classNames);
       const optionsJson = JSON.stringify(options);
@@ -782,15 +783,6 @@ class Coordinator {
       node: process.version,
     };
     await writeFileAtomic(join(runDir, 'run.json'), `${JSON.stringify(run, null, 2)}\n`);
-  }
-}
-
-async function hasGroup(trainer: FamilyTrainer, group: string): Promise<boolean> {
-  const snapshot = await trainer.checkpoint();
-  try {
-    return snapshot.groups[group] !== undefined;
-  } finally {
-    snapshot.release();
   }
 }
 
