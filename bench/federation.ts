@@ -10,12 +10,12 @@
  * one `summary` line: mean bytes per round, mean and worst overhead share of a round (the issue's target:
  * ≤ 10 % on 127.0.0.1), total wall time and kimg.
  */
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { resolveTrainOptions } from '../packages/medsynth/src/config/train-options.js';
-import type { RoundRecord } from '../packages/medsynth/src/federated/coordinator.js';
+import { readRounds } from '../packages/medsynth/src/federated/coordinator.js';
 import { resolveFederationOptions } from '../packages/medsynth/src/federated/options.js';
 import { simulate } from '../packages/medsynth/src/federated/simulate.js';
 import { selectBackend } from '../packages/medsynth/src/runtime/backend.js';
@@ -52,8 +52,7 @@ const result = await simulate({
   alpha: flags.alpha !== undefined ? Number(flags.alpha) : undefined,
   outDir: out,
 });
-const lines = (await readFile(join(result.runDir, 'rounds.jsonl'), 'utf8')).trim().split('\n');
-const records = lines.map((l) => JSON.parse(l) as RoundRecord);
+const records = await readRounds(result.runDir);
 for (const r of records)
   console.log(
     JSON.stringify({

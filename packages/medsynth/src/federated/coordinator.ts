@@ -31,7 +31,7 @@ import { resolveOptions } from '../config/data-options.js';
 import { encodePng } from '../data/image/grid.js';
 import { describeBackend } from '../runtime/backend.js';
 import { ConfigError, FederationError } from '../runtime/errors.js';
-import { writeFileAtomic } from '../runtime/fs.js';
+import { withFileContext, writeFileAtomic } from '../runtime/fs.js';
 import type { RunControl } from '../runtime/progress.js';
 import { Rng } from '../runtime/random.js';
 import {
@@ -102,28 +102,59 @@ export interface FederationResult {
   readonly sites: readonly string[];
 }
 
-/** One line of rounds.jsonl. */
-export interface RoundRecord {
-  readonly round: number;
-  readonly participants: readonly string[];
-  readonly accepted: readonly string[];
-  readonly rejected: readonly { readonly site: string; readonly reason: string }[];
+/** The round log in a federated run directory: one `RoundRecord` per line. */
+export const ROUNDS_FILE = 'rounds.jsonl';
+
+export const RoundRecordSchema = z.object({
+  round: z.number().int().min(1),
+  participants: z.array(z.string()).readonly(),
+  accepted: z.array(z.string()).readonly(),
+  rejected: z.array(z.object({ site: z.string(), reason: z.string() }).readonly()).readonly(),
   /** Chosen sites whose update did not arrive before the round's timeout. */
-  readonly missing: readonly string[];
-  readonly examples: number;
-  readonly kimg: number;
-  readonly bytes: { readonly sent: number; readonly received: number };
-  readonly seconds: {
-    readonly round: number;
-    readonly fit: number;
-    readonly overhead: number;
-    readonly broadcast: number;
-    readonly aggregate: number;
-    readonly checkpoint: number;
-  };
-  readonly norms: Readonly<Record<string, number>>;
-  readonly siteMetrics: Readonly<Record<string, Readonly<Record<string, number>>>>;
-  readonly time: string;
+  missing: z.array(z.string()).readonly(),
+  examples: z.number().min(0),
+  kimg: z.number().min(0),
+  bytes: z.object({ sent: z.number().min(0), received: z.number().min(0) }).readonly(),
+  seconds: z
+    .object({
+      round: z.number().min(0),
+      fit: z.number().min(0),
+      overhead: z.number(),
+      broadcast: z.number().min(0),
+      aggregate: z.number().min(0),
+      checkpoint: z.number().min(0),
+    })
+    .readonly(),
+  norms: z.record(z.string(), z.number()).readonly(),
+  siteMetrics: z.record(z.string(), z.record(z.string(), z.number()).readonly()).readonly(),
+  time: z.string(),
+});
+/** One line of a federated run's `rounds.jsonl`. */
+export type RoundRecord = z.output<typeof RoundRecordSchema>;
+
+/** A federated run's `rounds.jsonl`, every line validated. */
+export async function readRounds(runDir: string): Promise<RoundRecord[]> {
+  const file = join(runDir, ROUNDS_FILE);
+  const text = await withFileContext('round log', file, () => readFile(file, 'utf8'));
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((line, i) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        throw new FederationError('a line of the round log is not JSON', { file, field: `line ${i + 1}` });
+      }
+      const r = RoundRecordSchema.safeParse(parsed);
+      if (!r.success)
+        throw new FederationError('a line of the round log is not a round record', {
+          file,
+          field: `line ${i + 1}`,
+          found: r.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '),
+        });
+      return r.data;
+    });
 }
 
 const SiteRecordSchema = z.object({
@@ -694,7 +725,7 @@ class Coordinator {
           siteMetrics,
           time: new Date().toISOString(),
         };
-        await appendFile(join(runDir, 'rounds.jsonl'), `${JSON.stringify(record)}\n`);
+        await appendFile(join(runDir, ROUNDS_FILE), `${JSON.stringify(record)}\n`);
         emit?.({ type: 'checkpoint', path: lastCheckpoint, step: round * o.localSteps, kimg: nimg / 1000 });
         emit?.({
           type: 'tick',

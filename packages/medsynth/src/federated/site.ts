@@ -125,7 +125,10 @@ export async function runSite(setup: SiteSetup, control: RunControl = {}): Promi
   };
 
   const join = async (): Promise<JoinReply> => {
-    const software = `medsynth ${describeBackend()}`;
+    const backend = describeBackend();
+    const software = backend
+      ? `medsynth on ${backend.backend} (${backend.threads} threads, TF.js ${backend.tfjsVersion})`
+      : 'medsynth';
     const format = await unary<SiteInfo, JoinReply>(client.join.bind(client), {
       name: setup.name,
       classNames: [],

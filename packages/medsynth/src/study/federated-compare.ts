@@ -9,10 +9,9 @@
  * Layout: `<out>/NNNNN-compare-federated-…/{runs/, study/, compare.json, compare.md}`. The study is an
  * ordinary study directory (report, results.csv), so everything can be looked at the usual way.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TrainOptions } from '../config/train-options.js';
-import type { RoundRecord } from '../federated/coordinator.js';
+import { readRounds, type RoundRecord } from '../federated/coordinator.js';
 import type { FederationOptions } from '../federated/options.js';
 import { simulate } from '../federated/simulate.js';
 import { writeFileAtomic } from '../runtime/fs.js';
@@ -66,8 +65,7 @@ export interface FederatedComparison {
 }
 
 async function roundStats(runDir: string): Promise<{ bytes: number; overhead: number }> {
-  const lines = (await readFile(join(runDir, 'rounds.jsonl'), 'utf8')).trim().split('\n');
-  const rounds = lines.map((l) => JSON.parse(l) as RoundRecord);
+  const rounds = await readRounds(runDir);
   const mean = (f: (r: RoundRecord) => number) => rounds.reduce((s, r) => s + f(r), 0) / rounds.length;
   return {
     bytes: mean((r) => r.bytes.sent + r.bytes.received),

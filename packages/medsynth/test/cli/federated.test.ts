@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { readRounds } from '../../src/federated/coordinator.js';
 import { sharedData } from '../helpers/shared-data.js';
 
 const entry = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
@@ -136,8 +137,18 @@ describe('medsynth federated', () => {
     );
     const shares = counts.map((c) => c[0]! / (c[0]! + c[1]!));
     assert.ok(Math.max(...shares) - Math.min(...shares) > 0.05, JSON.stringify(counts));
-    const rounds = (await readFile(join(result.runDir, 'rounds.jsonl'), 'utf8')).trim().split('\n');
+    const rounds = await readRounds(result.runDir);
     assert.equal(rounds.length, 3);
+    assert.deepEqual(
+      rounds.map((r) => r.accepted.length),
+      [3, 3, 3],
+    );
+    // Each site's software line names its backend (it once read "medsynth [object Object]").
+    const federation = JSON.parse(await readFile(join(result.runDir, 'federation.json'), 'utf8')) as {
+      sites: { software: string }[];
+    };
+    for (const s of federation.sites)
+      assert.match(s.software, /^medsynth on \w+ \(\d+ threads, TF\.js [\d.]+\)$/);
     for (const site of result.sites) {
       const log = await readFile(join(result.runDir, 'sites', `${site}.log`), 'utf8');
       assert.match(log, /3 rounds/);
