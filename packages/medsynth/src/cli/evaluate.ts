@@ -1,11 +1,16 @@
 /**
  * `medsynth evaluate`: fidelity, diversity and privacy of synthetic images against a real dataset — a table
  * on stdout (or one JSON document with `--json`), and with `--out` a folder with everything (evaluation.json,
- * metrics.jsonl, grids, closest-pair pictures).
+ * metrics.jsonl, grids, closest-pair pictures, the embedding map).
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { SourceEvaluation } from '../metrics/sources.js';
-import { METRIC_NAMES, type MetricName, type MetricRecord } from '../metrics/registry.js';
+import {
+  DEFAULT_METRIC_NAMES,
+  METRIC_NAMES,
+  type MetricName,
+  type MetricRecord,
+} from '../metrics/registry.js';
 import { MedsynthError } from '../runtime/errors.js';
 import { addDataFlags, type DataFlags, dataOptionsFromFlags, parseInteger } from './data-flags.js';
 import { createRenderer, formatSeconds, formatStat, formatTable } from './render.js';
@@ -32,11 +37,14 @@ interface EvaluateFlags extends DataFlags {
   kidSubsetSize: number;
   bootstrap: number;
   msssimPairs: number;
+  embeddingCap: number;
   evalSeed: number;
   extractorEpochs?: number;
   extractorWidth?: number;
   extractorSeed?: number;
   baselines: boolean;
+  projectionCount?: number;
+  projectionSteps?: number;
   out?: string;
   json?: boolean;
 }
@@ -78,7 +86,7 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
   const cmd = program
     .command('evaluate')
     .description(
-      'fidelity (FID, KID, precision/recall/density/coverage), diversity (MS-SSIM) and privacy (nearest-training-image distances) of synthetic images against real ones',
+      'fidelity (FID, KID, precision/recall/density/coverage), diversity (MS-SSIM), privacy (nearest-training-image distances) and an embedding map (PCA/UMAP) of synthetic images against real ones',
     )
     .option(
       '--real <source>',
@@ -88,7 +96,12 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
       '--fake <run|set>',
       'a training run directory (images are generated) or a synthetic set / dataset',
     )
-    .option(`--metrics <list>`, `comma-separated: ${METRIC_NAMES.join(',')}`, parseMetrics, [...METRIC_NAMES])
+    .option(
+      `--metrics <list>`,
+      `comma-separated: ${METRIC_NAMES.join(',')} (default: all but projection, which is slow)`,
+      parseMetrics,
+      [...DEFAULT_METRIC_NAMES],
+    )
     .option(
       '--extractor <domain|inception:path>',
       'feature space: domain (a CNN trained on the real train split; default) or inception:<TF.js model folder>',
@@ -130,6 +143,12 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
     .option('--bootstrap <n>', 'bootstrap replicates of FID (0: none)', parseInteger('--bootstrap'), 10)
     .option('--msssim-pairs <n>', 'MS-SSIM pairs per class', positive('--msssim-pairs'), 200)
     .option(
+      '--embedding-cap <n>',
+      'embedding map (PCA/UMAP): most images per set (train, test, synthetic), drawn per class',
+      positive('--embedding-cap'),
+      500,
+    )
+    .option(
       '--eval-seed <n>',
       'seed of subsets, bootstrap, pairs and the noise baseline',
       parseInteger('--eval-seed'),
@@ -150,8 +169,18 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
       'domain extractor: training seed (default 0)',
       parseInteger('--extractor-seed'),
     )
+    .option(
+      '--projection-count <n>',
+      'projection metric: real images per split (train, held-out) and synthetic images projected (default 200)',
+      positive('--projection-count'),
+    )
+    .option(
+      '--projection-steps <n>',
+      'projection metric: Adam steps per image (default 200)',
+      positive('--projection-steps'),
+    )
     .option('--no-baselines', 'skip the floor (held-out real) and noise comparisons')
-    .option('--out <dir>', 'write evaluation.json, metrics.jsonl and pictures here')
+    .option('--out <dir>', 'write evaluation.json, metrics.jsonl, embedding.json and pictures here')
     .option('--json', 'print one JSON document on stdout');
   addSamplerFlags(cmd);
   addDataFlags(cmd).action(async (flags: EvaluateFlags) => {
@@ -198,6 +227,11 @@ export function registerEvaluateCommand(program: Command, deps: EvaluateCommandD
         kidSubsetSize: flags.kidSubsetSize,
         bootstrap: flags.bootstrap,
         msssimPairs: flags.msssimPairs,
+        embeddingCap: flags.embeddingCap,
+        projection: {
+          ...(flags.projectionCount !== undefined ? { count: flags.projectionCount } : {}),
+          ...(flags.projectionSteps !== undefined ? { steps: flags.projectionSteps } : {}),
+        },
         onProgress: render.onProgress,
         signal: controller.signal,
       });
@@ -277,7 +311,14 @@ export function formatEvaluation(ev: SourceEvaluation, out: string | null): stri
   const classes: (string | null)[] = [null, ...(ev.classNames.length > 1 ? ev.classNames : [])];
   for (const c of result.comparisons) {
     for (const cls of classes) {
-      const any = result.records.find((r) => r.comparison === c && r.class === cls && r.metric !== 'privacy');
+      const any = result.records.find(
+        (r) =>
+          r.comparison === c &&
+          r.class === cls &&
+          r.metric !== 'privacy' &&
+          r.metric !== 'embedding' &&
+          r.metric !== 'projection',
+      );
       if (!any) continue;
       rows.push([
         c,
@@ -313,6 +354,29 @@ export function formatEvaluation(ev: SourceEvaluation, out: string | null): stri
       )} held-out (ratio ${fmt(r.values.medianRatio)}); ${fmt(
         (r.values.closerThanHoldoutP5 ?? 0) * 100,
       )} % of synthetic images are closer than 5 % of held-out ones (${fmt(d.threshold)})`,
+    );
+  }
+  const map = result.embedding;
+  if (map) {
+    const [r1, r2] = map.pca.explainedVarianceRatio;
+    lines.push(
+      `embedding map: ${map.sets.map((s) => `${s.key} ${s.sampled}`).join(', ')} images; PCA axes explain ${fmt(100 * r1)} % + ${fmt(100 * r2)} % of the variance; ${
+        map.umap
+          ? `UMAP ${map.umap.nEpochs} epochs in ${formatSeconds(map.umap.seconds)}`
+          : `no UMAP (${map.umapNote ?? ''})`
+      }${out ? ' (embedding.json)' : ' (written with --out)'}`,
+    );
+  }
+  for (const r of result.records.filter((x) => x.metric === 'projection')) {
+    const verdict = (r.details as { verdict?: string } | undefined)?.verdict;
+    lines.push(
+      verdict === undefined
+        ? `projection: not computed (${r.note ?? 'no result'})`
+        : `projection: median pixel RMSE of the reconstructions ${fmt(r.values.medianTrain)} train vs ${fmt(
+            r.values.medianHoldout,
+          )} held-out vs ${fmt(r.values.medianSynthetic)} synthetic (floor); ${verdict}; ${fmt(
+            r.values.secondsPerImage,
+          )} s per image${out ? ' (projection.png)' : ''}`,
     );
   }
   for (const w of result.warnings) lines.push(`warning: ${w}`);

@@ -68,5 +68,6 @@ export function perClassGenerator(
     dispose() {
       for (const m of models) m.dispose();
     },
+    ...(first.family !== undefined ? { family: first.family } : {}),
   };
 }

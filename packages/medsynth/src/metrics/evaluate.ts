@@ -14,7 +14,14 @@ import type { ImageArray } from '../data/types.js';
 import { DatasetError } from '../runtime/errors.js';
 import type { RunControl } from '../runtime/progress.js';
 import { Rng } from '../runtime/random.js';
+import type { EmbeddingMap } from './embedding-map.js';
 import type { FeatureExtractor, FeatureMatrix } from './features/types.js';
+import type { SamplingGenerator } from '../models/types.js';
+import {
+  type ProjectionAnalysis,
+  type ProjectionAnalysisOptionsInput,
+  projectionFeatures,
+} from './projection.js';
 import {
   type Comparison,
   type EvalSet,
@@ -42,12 +49,16 @@ export interface EvaluationInput {
   /** Features already computed for `real` / `holdout` (e.g. from the cache). */
   readonly realFeatures?: FeatureMatrix | undefined;
   readonly holdoutFeatures?: FeatureMatrix | undefined;
+  /** The generator that made `fake`, when known (a run's): the projection metric inverts it. */
+  readonly generator?: SamplingGenerator | null | undefined;
 }
 
 export interface EvaluationOptions extends RunControl, Partial<MetricSettings> {
   readonly metrics?: readonly MetricName[];
   /** Also score the floor (held-out real) and noise baselines (default true). */
   readonly baselines?: boolean;
+  /** Options of the projection metric (images per set, steps, restarts…). */
+  readonly projection?: ProjectionAnalysisOptionsInput | undefined;
 }
 
 export const DEFAULT_SETTINGS: MetricSettings = Object.freeze({
@@ -58,12 +69,17 @@ export const DEFAULT_SETTINGS: MetricSettings = Object.freeze({
   bootstrap: 10,
   msssimPairs: 200,
   privacyPairs: 8,
+  embeddingCap: 500,
 });
 
 export interface EvaluationResult {
   readonly records: MetricRecord[];
   readonly comparisons: readonly Comparison[];
   readonly privacy: PrivacyOutcome | null;
+  /** The projection analysis, when the `projection` metric ran with a generator. */
+  readonly projection?: ProjectionAnalysis | null;
+  /** The embedding map, when the `embedding` metric ran. */
+  readonly embedding: EmbeddingMap | null;
   readonly warnings: readonly string[];
   readonly settings: MetricSettings;
   readonly seconds: number;
@@ -137,13 +153,14 @@ export async function evaluateSets(
     bootstrap: options.bootstrap ?? DEFAULT_SETTINGS.bootstrap,
     msssimPairs: options.msssimPairs ?? DEFAULT_SETTINGS.msssimPairs,
     privacyPairs: options.privacyPairs ?? DEFAULT_SETTINGS.privacyPairs,
+    embeddingCap: options.embeddingCap ?? DEFAULT_SETTINGS.embeddingCap,
   };
-  const metrics = options.metrics ?? ['fid', 'kid', 'prdc', 'msssim', 'privacy'];
+  const metrics = options.metrics ?? ['fid', 'kid', 'prdc', 'msssim', 'privacy', 'embedding'];
   const K = input.classNames.length;
   checkSet(input.real, 'real', K);
   checkSet(input.fake, 'fake', K, input.real.images);
   if (input.holdout) checkSet(input.holdout, 'holdout', K, input.real.images);
-  const needsFeatures = metrics.some((m) => m !== 'msssim');
+  const needsFeatures = metrics.some((m) => m !== 'msssim' && m !== 'projection');
   if (needsFeatures) {
     for (const [name, set] of [
       ['real', input.real],
@@ -193,6 +210,12 @@ export async function evaluateSets(
 
   const records: MetricRecord[] = [];
   let privacy: PrivacyOutcome | null = null;
+  let projection: ProjectionAnalysis | null = null;
+  const projecting = metrics.includes('projection') && input.generator;
+  const projectionFeatureNet = projecting
+    ? projectionFeatures(input.extractor, input.generator!).features
+    : null;
+  let embedding: EmbeddingMap | null = null;
   for (const [comparison, compared] of sets) {
     for (const name of metrics) {
       const metric = METRICS[name];
@@ -209,9 +232,14 @@ export async function evaluateSets(
         holdout,
         settings,
         control,
+        generator: input.generator ?? null,
+        projectionFeatures: projectionFeatureNet,
+        projection: options.projection,
       });
       records.push(...out.records);
       if (out.privacy) privacy = out.privacy;
+      if (out.projection) projection = out.projection;
+      if (out.embedding) embedding = out.embedding;
       onProgress?.({
         type: 'done',
         phase: `${name}: ${comparison}`,
@@ -226,6 +254,8 @@ export async function evaluateSets(
     records,
     comparisons: sets.map(([c]) => c),
     privacy,
+    projection,
+    embedding,
     warnings,
     settings,
     seconds: (performance.now() - started) / 1000,

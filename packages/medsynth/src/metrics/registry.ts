@@ -3,20 +3,38 @@
  * the real reference set, the compared set and the held-out set) into JSONL-ready records: one per
  * comparison and class (class `null` = all images), each with the sample counts, the extractor, the seed and
  * the time it took. Feature metrics are pure functions of `(real, fake)` feature matrices (frechet.ts,
- * kid.ts, prdc.ts); MS-SSIM works on images within one class of one set; privacy on nearest-train distances.
+ * kid.ts, prdc.ts); MS-SSIM works on images within one class of one set; privacy on nearest-train distances;
+ * the embedding map (embedding.ts) on the train, held-out and synthetic features together.
  */
 import type { ImageArray } from '../data/types.js';
+import type { SamplingGenerator } from '../models/types.js';
 import type { RunControl } from '../runtime/progress.js';
 import { selectRows, type Matrix } from './distances.js';
+import { computeEmbedding, type EmbeddingInputSet, type EmbeddingMap } from './embedding.js';
 import type { ExtractorInfo } from './features/types.js';
 import { frechetWithSpread } from './frechet.js';
 import { kid } from './kid.js';
 import { msSsimDiversity } from './ms-ssim.js';
 import { prdc } from './prdc.js';
 import { privacyCheck, type PrivacyResult } from './privacy.js';
+import {
+  analyseProjection,
+  type ProjectionAnalysis,
+  type ProjectionAnalysisOptionsInput,
+  type ProjectionFeatures,
+  type ProjectionSetInput,
+  type ProjectionSetName,
+  resolveProjectionAnalysisOptions,
+  selectImages,
+  stratifiedSample,
+} from './projection.js';
 
-export const METRIC_NAMES = ['fid', 'kid', 'prdc', 'msssim', 'privacy'] as const;
+export const METRIC_NAMES = ['fid', 'kid', 'prdc', 'msssim', 'privacy', 'embedding', 'projection'] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
+/** The metrics an evaluation runs unless told otherwise: all but projection (slow: asked for by name). */
+export const DEFAULT_METRIC_NAMES: readonly MetricName[] = Object.freeze(
+  METRIC_NAMES.filter((m) => m !== 'projection'),
+);
 
 /**
  * What a set is compared as: `fake` (the synthetic images), `floor` (held-out real images: what a perfect
@@ -42,6 +60,8 @@ export interface MetricSettings {
   readonly msssimPairs: number;
   /** Closest synthetic/train pairs kept for the privacy picture. */
   readonly privacyPairs: number;
+  /** Most images per set in the embedding map. */
+  readonly embeddingCap: number;
 }
 
 export interface MetricContext {
@@ -56,6 +76,12 @@ export interface MetricContext {
   readonly holdout: EvalSet | null;
   readonly settings: MetricSettings;
   readonly control: RunControl;
+  /** The generator that made the compared set (a run's), when there is one: projection inverts it. */
+  readonly generator?: SamplingGenerator | null | undefined;
+  /** The projection's perceptual term (the extractor with its gradient), or null: multi-scale pixels. */
+  readonly projectionFeatures?: ProjectionFeatures | null | undefined;
+  /** Projection options (count per set, steps, restarts…); the seed defaults to the settings' seed. */
+  readonly projection?: ProjectionAnalysisOptionsInput | undefined;
 }
 
 /** One JSONL line. `values` hold plain numbers or null (a class too small for the metric: `note` says why). */
@@ -95,6 +121,10 @@ export interface MetricOutput {
   readonly records: MetricRecord[];
   /** The privacy metric's full results (closest pairs, distances). */
   readonly privacy?: PrivacyOutcome;
+  /** The projection metric's full analysis (per-image distances, projections). */
+  readonly projection?: ProjectionAnalysis;
+  /** The embedding metric's map (written as embedding.json). */
+  readonly embedding?: EmbeddingMap;
 }
 
 /** Rows of a set per class (`null` entry = all rows). */
@@ -355,6 +385,200 @@ export const privacyMetric: MetricDefinition = {
   },
 };
 
+/**
+ * The embedding map (embedding.ts): PCA and UMAP of the features of the real reference set (`train`), the
+ * held-out set (`test`) and the synthetic set, fitted on their union, at most `embeddingCap` images per set.
+ * Its record holds the share of variance the two principal axes explain; the map itself goes to
+ * embedding.json. Only for the synthetic comparison (the floor and noise sets are not drawn).
+ */
+export const embeddingMetric: MetricDefinition = {
+  name: 'embedding',
+  description:
+    '2-D maps (PCA and UMAP) of the features of real train, real test and synthetic images by class, fitted on their union (embedding.json; a picture in the report)',
+  appliesTo: (c) => c === 'fake',
+  async compute(ctx) {
+    const started = performance.now();
+    const sets: EmbeddingInputSet[] = [
+      {
+        key: 'train',
+        role: 'real',
+        description: 'real reference images',
+        features: ctx.real.features,
+        labels: ctx.real.labels,
+      },
+    ];
+    if (ctx.holdout)
+      sets.push({
+        key: 'test',
+        role: 'real',
+        description: 'held-out real images',
+        features: ctx.holdout.features,
+        labels: ctx.holdout.labels,
+      });
+    sets.push({
+      key: 'synthetic',
+      role: 'synthetic',
+      description: 'synthetic images',
+      features: ctx.compared.features,
+      labels: ctx.compared.labels,
+    });
+    const map = await computeEmbedding(sets, ctx.classNames, ctx.extractor, {
+      seed: ctx.settings.seed,
+      capPerSet: ctx.settings.embeddingCap,
+      ...ctx.control,
+    });
+    const sampled = (key: string) => map.sets.find((s) => s.key === key)?.sampled ?? 0;
+    const [pc1, pc2] = map.pca.explainedVarianceRatio;
+    return {
+      records: [
+        {
+          metric: 'embedding',
+          comparison: ctx.comparison,
+          class: null,
+          nReal: sampled('train'),
+          nCompared: sampled('synthetic'),
+          extractor: ctx.extractor.key,
+          seed: ctx.settings.seed,
+          seconds: (performance.now() - started) / 1000,
+          createdAt: new Date().toISOString(),
+          values: { pcaVarianceRatio1: pc1, pcaVarianceRatio2: pc2, points: map.points.length },
+          details: {
+            capPerSet: map.capPerSet,
+            sets: map.sets.map((s) => ({ key: s.key, total: s.total, sampled: s.sampled })),
+            umap: map.umap,
+            pcaSeconds: map.pca.seconds,
+          },
+          ...(map.umapNote ? { note: map.umapNote } : {}),
+        },
+      ],
+      embedding: map,
+    };
+  },
+};
+
+/** Sampled rows of an evaluation set as a projection set (labels kept only for a conditional generator). */
+function projectionSet(
+  set: EvalSet,
+  count: number,
+  seed: number,
+  weights: readonly number[] | undefined,
+  conditional: boolean,
+  idOf: (i: number) => string,
+): ProjectionSetInput {
+  const rows = stratifiedSample(set.labels, set.images.count, count, seed, weights);
+  return {
+    images: selectImages(set.images, rows),
+    labels: conditional && set.labels ? Int32Array.from(rows, (i) => set.labels![i]!) : null,
+    ids: Array.from(rows, idOf),
+  };
+}
+
+/**
+ * Latent projection (projection.ts): up to `count` training images (the real reference set) and as many
+ * held-out ones, with the held-out class mix, reconstructed through the generator that made the compared set,
+ * and a sample of the compared (synthetic) images as the floor. Only for the synthetic comparison, and only
+ * when the evaluation has the generator (a run) and held-out images; otherwise a record with a note. Not among
+ * the default metrics: it optimises a latent per image.
+ */
+export const projectionMetric: MetricDefinition = {
+  name: 'projection',
+  description:
+    'Latent projection: training and held-out real images reconstructed through the generator; a one-sided Mann–Whitney U test of "training images reconstruct closer" (a memorisation signal), synthetic images as the floor',
+  appliesTo: (c) => c === 'fake',
+  async compute(ctx) {
+    const started = performance.now();
+    const features = ctx.projectionFeatures ?? null;
+    const base = {
+      metric: 'projection' as const,
+      comparison: ctx.comparison,
+      class: null,
+      extractor: features ? features.key : null,
+      seed: ctx.settings.seed,
+    };
+    const generator = ctx.generator ?? null;
+    if (!generator || !ctx.holdout) {
+      const note = !generator
+        ? 'needs the synthetic images to come from a generator (evaluate a run directory)'
+        : 'needs held-out real images (--holdout-split)';
+      return {
+        records: [
+          {
+            ...base,
+            nReal: ctx.real.images.count,
+            nCompared: ctx.compared.images.count,
+            seconds: 0,
+            createdAt: new Date().toISOString(),
+            values: {},
+            note,
+          },
+        ],
+      };
+    }
+    const o = resolveProjectionAnalysisOptions({ seed: ctx.settings.seed, ...ctx.projection });
+    const K = ctx.classNames.length;
+    let weights: number[] | undefined;
+    if (ctx.holdout.labels) {
+      weights = new Array<number>(K).fill(0);
+      for (const l of ctx.holdout.labels) weights[l]!++;
+    }
+    const cond = generator.conditional;
+    const sets: Partial<Record<ProjectionSetName, ProjectionSetInput>> = {
+      train: projectionSet(ctx.real, o.count, o.seed, weights, cond, (i) => `real ${i}`),
+      holdout: projectionSet(ctx.holdout, o.count, o.seed, weights, cond, (i) => `holdout ${i}`),
+    };
+    const nSynthetic = o.syntheticCount ?? o.count;
+    if (nSynthetic > 0)
+      sets.synthetic = projectionSet(
+        ctx.compared,
+        nSynthetic,
+        o.seed,
+        weights,
+        cond,
+        (i) => `synthetic ${i}`,
+      );
+    const a = await analyseProjection(generator, sets, o, { ...ctx.control, features });
+    const median = (name: ProjectionSetName) => a.sets[name]?.pixel.median ?? null;
+    return {
+      records: [
+        {
+          ...base,
+          nReal: a.sets.train?.result.count ?? 0,
+          nCompared: a.sets.holdout?.result.count ?? 0,
+          seconds: (performance.now() - started) / 1000,
+          createdAt: new Date().toISOString(),
+          values: {
+            medianTrain: median('train'),
+            medianHoldout: median('holdout'),
+            medianSynthetic: median('synthetic'),
+            medianRatio: a.test && Number.isFinite(a.test.medianRatio) ? a.test.medianRatio : null,
+            p: a.test?.p ?? null,
+            probTrainCloser: a.test?.probTrainCloser ?? null,
+            pFeatures: a.featureTest?.p ?? null,
+            memorisationSignal: a.signal === null ? null : a.signal ? 1 : 0,
+            secondsPerImage: a.secondsPerImage,
+          },
+          details: {
+            verdict: a.verdict,
+            space: a.space,
+            objective: a.objective,
+            options: a.options,
+            sets: Object.fromEntries(
+              Object.entries(a.sets).map(([k, s]) => [
+                k,
+                { n: s.result.count, pixelRmse: s.pixel, featureDistance: s.feature },
+              ]),
+            ),
+            test: a.test,
+            featureTest: a.featureTest,
+          },
+          ...(a.warnings.length > 0 ? { warnings: a.warnings } : {}),
+        },
+      ],
+      projection: a,
+    };
+  },
+};
+
 /** The registry: every metric by name. */
 export const METRICS: Readonly<Record<MetricName, MetricDefinition>> = Object.freeze({
   fid: fidMetric,
@@ -362,4 +586,6 @@ export const METRICS: Readonly<Record<MetricName, MetricDefinition>> = Object.fr
   prdc: prdcMetric,
   msssim: msssimMetric,
   privacy: privacyMetric,
+  embedding: embeddingMetric,
+  projection: projectionMetric,
 });

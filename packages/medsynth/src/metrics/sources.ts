@@ -377,6 +377,7 @@ export async function evaluateSources(o: EvaluateSourcesOptions): Promise<Source
           extractor,
           realFeatures: realCached.features,
           holdoutFeatures: holdoutCached?.features,
+          generator: sampler,
         },
         o,
       );

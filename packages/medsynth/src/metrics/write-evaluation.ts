@@ -4,7 +4,11 @@
  * - `metrics.jsonl`: one metric record per line (appended to, so repeated evaluations accumulate);
  * - `real-grid.png`, `fake-grid.png`: one row per class, the first images of each set;
  * - `privacy-closest-features.png`, `privacy-closest-pixels.png`: the synthetic images nearest to a training
- *   image (top row) above that training image (bottom row), closest first — for a human to judge copies.
+ *   image (top row) above that training image (bottom row), closest first — for a human to judge copies;
+ * - `embedding.json` and `embedding-thumbnails.png` (when the embedding metric ran): the PCA/UMAP map, its
+ *   sets described by their sources, and every embedded image as one cell of a thumbnail sheet.
+ * - `projection.png` (when the projection metric ran): per projected set (train, held-out, synthetic) a row of
+ *   images above a row of their reconstructions through the generator.
  * Files are written atomically (temporary name, then rename).
  */
 import { linalgImplementation } from './linalg.js';
@@ -12,10 +16,17 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { encodePng, tileImages } from '../data/image/grid.js';
 import { unpackImage } from '../data/image/transform.js';
-import type { RawImage } from '../data/types.js';
+import type { ImageArray, RawImage } from '../data/types.js';
 import { writeFileAtomic } from '../runtime/fs.js';
+import {
+  EMBEDDING_FILE,
+  EMBEDDING_THUMBNAILS_FILE,
+  embeddingThumbnails,
+  type EmbeddingMap,
+} from './embedding.js';
 import type { LabelledSet } from './evaluate.js';
 import type { PrivacyResult } from './privacy.js';
+import { PROJECTION_PICTURE, pictureRows } from './projection-files.js';
 import type { SourceEvaluation } from './sources.js';
 
 /** Rows of a grid: per class (labelled sets) or one row, up to `perRow` images each. */
@@ -96,5 +107,34 @@ export async function writeEvaluation(
         await write(`privacy-closest-${space}.png`, await encodePng(tileImages(pairRows(r, fake, real))));
     }
   }
+  const map = ev.result.embedding;
+  if (map) {
+    const sheet = embeddingThumbnails(map, embeddingImages(ev));
+    await write(EMBEDDING_THUMBNAILS_FILE, await encodePng(sheet.image));
+    const described = describeEmbeddingSets(map, ev);
+    await write(EMBEDDING_FILE, `${JSON.stringify({ ...described, thumbnails: sheet.info })}\n`);
+  }
+  const projection = ev.result.projection;
+  if (projection) {
+    // Per projected set: its images (top row) above their projections through the generator.
+    const { rows } = pictureRows(projection, perRow);
+    if (rows.length > 0) await write(PROJECTION_PICTURE, await encodePng(tileImages(rows)));
+  }
   return { dir: out, files };
+}
+
+/** The images the embedding's set keys refer to (see the embedding metric in registry.ts). */
+function embeddingImages(ev: SourceEvaluation): Record<string, ImageArray> {
+  const { real, fake, holdout } = ev.images;
+  return { train: real.images, synthetic: fake.images, ...(holdout ? { test: holdout.images } : {}) };
+}
+
+/** The map with each set described by its source (dataset and split, or how the synthetic images were made). */
+export function describeEmbeddingSets(map: EmbeddingMap, ev: SourceEvaluation): EmbeddingMap {
+  const describe: Record<string, string> = {
+    train: `real reference images: ${ev.real.source}, ${ev.real.split} split`,
+    synthetic: `synthetic images: ${ev.fake.detail}${ev.fake.kind === 'run' ? ' (image i has seed i)' : ''}`,
+    ...(ev.holdout ? { test: `held-out real images: ${ev.real.source}, ${ev.holdout.split} split` } : {}),
+  };
+  return { ...map, sets: map.sets.map((s) => ({ ...s, description: describe[s.key] ?? s.description })) };
 }

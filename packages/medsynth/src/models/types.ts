@@ -84,4 +84,22 @@ export interface SamplingGenerator {
    */
   generate(z: tf.Tensor2D, labels: tf.Tensor1D | null, psi?: number): tf.Tensor4D;
   dispose(): void;
+  /** The family that made it (`cgan`, `stylegan2`, `ddpm`…), where known: for messages and for what applies. */
+  readonly family?: string;
+  /** StyleGAN-style generators: the mapping and synthesis halves (latent projection in W); absent otherwise. */
+  readonly styleSpace?: StyleSpace;
+}
+
+/**
+ * A generator's intermediate latent space W (StyleGAN2: G = synthesis ∘ mapping). Synchronous tensor functions
+ * in inference mode (call them inside `tf.tidy`); gradients flow through them.
+ */
+export interface StyleSpace {
+  readonly wDim: number;
+  /** w `[N, wDim]` of latents z `[N, zDim]` (and int32 labels `[N]` when conditional), without truncation. */
+  mapping(z: tf.Tensor2D, labels: tf.Tensor1D | null): tf.Tensor2D;
+  /** The tracked mean w̄ of each row's class (`labels` null: the unconditional mean), `[n, wDim]`. */
+  meanW(labels: tf.Tensor1D | null, n: number): tf.Tensor2D;
+  /** Images `[N, S, S, C]` in [-1, 1] for w `[N, wDim]`, with the fixed noise inputs of sampling. */
+  synthesis(w: tf.Tensor2D): tf.Tensor4D;
 }

@@ -22,9 +22,13 @@ import {
   type StudySummary,
 } from '../study/summary.js';
 import { bestAugmented, qualityPoints } from './charts.js';
+import { embeddingSection } from './embedding-svg.js';
 import { duration, fixed, pct, pctInterval, pValue, signedPct, stat, utcDate } from './format.js';
 import type { EvaluationRecord, InstanceReport, PngFile, StudyReportData } from './load.js';
 import { h, raw, type Html, type Markup } from './markup.js';
+import { REPORT_CSS } from './style.js';
+
+export { REPORT_CSS } from './style.js';
 
 /** One instance's charts (SVG markup). */
 export interface InstanceCharts {
@@ -62,75 +66,6 @@ export interface ReportMeta {
 export const LOGIT_MARK = '†';
 export const LOGIT_NOTE =
   '† 95 % interval computed on the logit scale: the Student-t interval would have left the range the value can take.';
-
-const CSS = `
-:root { --fg: #1d2329; --muted: #5b6670; --line: #dde2e6; --bg-soft: #f5f7f9; --accent: #1f5f99;
-  --good: #dff3e4; --good-fg: #17602e; --bad: #fbe3e1; --bad-fg: #9b1c13; --warn: #fff4d6; }
-* { box-sizing: border-box; }
-html { -webkit-text-size-adjust: 100%; }
-body { margin: 0; color: var(--fg); background: #fff;
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
-main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
-h1 { font-size: 1.7rem; margin: 0 0 4px; line-height: 1.25; }
-h2 { font-size: 1.3rem; margin: 40px 0 12px; padding-top: 12px; border-top: 2px solid var(--line); }
-h3 { font-size: 1.05rem; margin: 24px 0 8px; }
-h4 { font-size: 0.95rem; margin: 16px 0 6px; }
-h5 { font-size: 0.9rem; margin: 12px 0 4px; }
-p { margin: 8px 0; }
-a { color: var(--accent); }
-code { font: 0.88em/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--bg-soft);
-  padding: 1px 4px; border-radius: 3px; overflow-wrap: anywhere; }
-.sub { color: var(--muted); margin: 0 0 8px; }
-nav.toc { font-size: 0.92rem; display: flex; flex-wrap: wrap; gap: 4px 16px; margin: 8px 0 0; }
-.note { color: var(--muted); font-size: 0.93rem; }
-.callout { background: var(--bg-soft); border-left: 4px solid var(--accent); padding: 8px 12px; margin: 12px 0; }
-.warning { background: var(--warn); border-left: 4px solid #c99a06; padding: 8px 12px; margin: 8px 0; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 8px 0; }
-dl.facts dt { color: var(--muted); }
-dl.facts dd { margin: 0; min-width: 0; overflow-wrap: anywhere; }
-ul.verdicts { list-style: none; padding: 0; margin: 8px 0; }
-ul.verdicts li { padding: 7px 12px; margin: 6px 0; background: var(--bg-soft); border-left: 4px solid var(--accent);
-  border-radius: 3px; }
-.scroll { overflow-x: auto; margin: 8px 0 4px; }
-table { border-collapse: collapse; font-size: 0.86rem; }
-th, td { padding: 4px 6px; border-bottom: 1px solid var(--line); }
-th { text-align: left; font-weight: 600; background: var(--bg-soft); vertical-align: bottom; }
-td:first-child { white-space: nowrap; }
-th.num { text-align: right; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.ci { color: var(--muted); }
-tbody.group th { background: #fff; border-bottom: 1px solid var(--fg); padding-top: 12px; }
-tr.baseline td { font-weight: 600; }
-td.better { background: var(--good); color: var(--good-fg); font-weight: 600; }
-td.worse { background: var(--bad); color: var(--bad-fg); font-weight: 600; }
-td.unclear { background: var(--warn); }
-td.verdict { white-space: nowrap; }
-td.text { white-space: normal; min-width: 22em; color: var(--muted); }
-span.ci { color: var(--muted); }
-sup.fn { color: var(--muted); font-size: 0.75em; }
-section.instance { border: 1px solid var(--line); border-radius: 4px; padding: 2px 16px 12px; margin: 20px 0; }
-section.instance h3 { margin-top: 12px; }
-.swatch { display: inline-block; width: 0.9em; height: 0.9em; border-radius: 2px; vertical-align: -1px; }
-.grids { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 12px 28px; }
-figure { margin: 12px 0; min-width: 0; }
-figcaption { font-weight: 600; margin-bottom: 6px; }
-figcaption .note { font-weight: normal; }
-.grid-wrap { display: flex; align-items: stretch; }
-.grid-labels { position: relative; flex: 0 0 7.5em; }
-.grid-labels span { position: absolute; right: 8px; left: 0; display: flex; align-items: center;
-  justify-content: flex-end; text-align: right; font-size: 0.85rem; line-height: 1.1; overflow: hidden; }
-.grid-wrap img { flex: 0 1 auto; min-width: 0; width: 100%; height: auto; image-rendering: pixelated;
-  border-radius: 2px; }
-.chart { margin: 12px 0 8px; overflow-x: auto; }
-.chart svg { max-width: 100%; height: auto; }
-.chart-row { display: flex; flex-wrap: wrap; gap: 12px 28px; }
-.chart-row > .chart { flex: 0 0 auto; max-width: 100%; }
-details { margin: 12px 0; }
-summary { cursor: pointer; color: var(--accent); }
-footer { margin-top: 40px; font-size: 0.93rem; }
-footer li { margin: 4px 0; }
-@media print { .chart, figure, table { break-inside: avoid; } }
-`;
 
 // ---- small helpers -------------------------------------------------------------------------------------
 
@@ -579,12 +514,12 @@ const EVAL_COLUMNS: readonly { readonly head: string; readonly metric: string; r
 ];
 
 /** One row per compared set, grouped by class (all classes first); columns no record has are left out. */
-function evaluationTable(
+export function evaluationTable(
   records: readonly EvaluationRecord[],
   classNames: readonly string[],
   comparisons: readonly string[],
 ): Html {
-  const feature = records.filter((r) => r.metric !== 'privacy');
+  const feature = records.filter((r) => r.metric !== 'privacy' && r.metric !== 'projection');
   const find = (metric: string, comparison: string, cls: string | null) =>
     feature.find((r) => r.metric === metric && r.comparison === comparison && r.class === cls);
   const columns = EVAL_COLUMNS.filter((col) =>
@@ -651,6 +586,46 @@ ${histograms}
 <div class="grids">${pic(features, 'Closest pairs in feature space')}${pic(pixels, 'Closest pairs in pixel space')}</div>`;
 }
 
+const PROJECTION_ROW_LABELS: Readonly<Record<string, readonly [string, string]>> = {
+  train: ['training image', 'its projection'],
+  holdout: ['held-out image', 'its projection'],
+  synthetic: ['synthetic image', 'its projection'],
+};
+
+/** The projection metric's result: the verdict, median reconstruction distances, p and the pairs picture. */
+export function projectionSection(data: StudyReportData, inst: InstanceReport): Html {
+  const r = (inst.evaluation?.records ?? []).find((x) => x.metric === 'projection');
+  if (!r) return h``;
+  const d = (r.details ?? {}) as { verdict?: string; space?: string; sets?: Record<string, unknown> };
+  if (d.verdict === undefined)
+    return h`<h4>Latent projection</h4>
+${note(`Not computed: ${r.note ?? 'no result'}.`)}`;
+  const v = r.values;
+  const signal = v['memorisationSignal'] === 1;
+  const png = inst.projectionPicture ?? null;
+  const sets = Object.keys(d.sets ?? {}).filter((k) => k in PROJECTION_ROW_LABELS);
+  const labels = sets.flatMap((k) => PROJECTION_ROW_LABELS[k]!);
+  const picture = png
+    ? h`<figure><figcaption>Images above their reconstructions through the generator</figcaption>${labelledPicture(
+        png,
+        labels,
+        data.summary.config.size,
+        'images above their projections through the generator',
+      )}</figure>`
+    : '';
+  return h`<h4>Latent projection (memorisation)</h4>
+<p${signal ? raw(' class="warning"') : ''}><strong>${d.verdict}</strong></p>
+<ul><li>Median reconstruction distance (pixel RMSE, ${d.space ?? 'z'}-space): ${stat(v['medianTrain'] ?? null)} training, ${stat(
+    v['medianHoldout'] ?? null,
+  )} held-out, ${stat(v['medianSynthetic'] ?? null)} synthetic (floor); ratio train/held-out ${stat(v['medianRatio'] ?? null)}.</li>
+<li>One-sided Mann–Whitney U (training closer than held-out): p ${pValue(v['p'] ?? null)}; P(training image closer) ${stat(
+    v['probTrainCloser'] ?? null,
+  )} (0.5: no difference)${v['pFeatures'] === null || v['pFeatures'] === undefined ? '' : `; on feature distances p ${pValue(v['pFeatures'])} (not used for the verdict: the feature extractor was trained on the training images)`}.</li>
+<li>${r.nReal} training and ${r.nCompared} held-out images, ${stat(v['secondsPerImage'] ?? null)} s per image projected.</li></ul>
+${note('Each image is reconstructed by optimising the generator’s latent for it. A generator that memorised its training images reproduces them more closely than real images it never saw; synthetic images lie in its range and should reconstruct best.')}
+<div class="grids">${picture}</div>`;
+}
+
 function instanceEvaluation(
   data: StudyReportData,
   inst: InstanceReport,
@@ -673,6 +648,8 @@ ${extractor}
 ${evaluationTable(ev.records, classNames, comparisons)}
 ${note('FID and KID: distance between the real and the compared feature distributions, lower is better — compare the synthetic row with the floor and noise rows, not with published FIDs. Precision and density: fidelity (synthetic images that look real); recall and coverage: diversity (real images the synthetic ones cover). MS-SSIM within a class: lower is more varied; compare with the real images’ value.')}
 ${privacy(data, inst, charts)}
+${projectionSection(data, inst)}
+${embeddingSection(inst.embedding ?? null, inst.embeddingNote ?? null, `emb-${data.instances.indexOf(inst)}`)}
 ${warnings.length ? h`<h4>Warnings</h4>${warnings.map((w) => h`<p class="warning">${w}</p>`)}` : ''}`;
 }
 
@@ -1039,6 +1016,19 @@ function footer(data: StudyReportData): Html {
 </footer>`;
 }
 
+/** The report's content (what goes inside `<main>`): every section, from the header to the footer. */
+export function reportBody(data: StudyReportData, charts: ReportCharts, meta: ReportMeta): Html {
+  const s = data.summary;
+  return h`${header(data, meta)}
+${answer(s)}
+${study(data)}
+${generators(data, charts)}
+${downstream(s)}
+${quality(s, charts)}
+${chartsSection(s, charts)}
+${footer(data)}`;
+}
+
 /** The whole page. */
 export function reportHtml(data: StudyReportData, charts: ReportCharts, meta: ReportMeta): string {
   const s = data.summary;
@@ -1051,18 +1041,11 @@ export function reportHtml(data: StudyReportData, charts: ReportCharts, meta: Re
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
 <meta name="generator" content="${generator}">
 <title>medsynth study report — ${datasetName(s.config.data.source)}</title>
-<style>${raw(CSS)}</style>
+<style>${raw(REPORT_CSS)}</style>
 </head>
 <body>
 <main>
-${header(data, meta)}
-${answer(s)}
-${study(data)}
-${generators(data, charts)}
-${downstream(s)}
-${quality(s, charts)}
-${chartsSection(s, charts)}
-${footer(data)}
+${reportBody(data, charts, meta)}
 </main>
 </body>
 </html>

@@ -10,6 +10,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
+import { EMBEDDING_FILE, readEmbeddingMap, type EmbeddingMap } from '../metrics/embedding-map.js';
 import type { Comparison, MetricName } from '../metrics/registry.js';
 import { StudyError } from '../runtime/errors.js';
 import type { InstanceRecord, StudySummary } from '../study/summary.js';
@@ -97,6 +98,12 @@ export interface InstanceReport {
   /** Why there is no evaluation (null when there is one). */
   readonly evaluationNote: string | null;
   readonly privacyPictures: { readonly features: PngFile | null; readonly pixels: PngFile | null };
+  /** `evaluation/projection.png` (images above their reconstructions), when the projection metric ran. */
+  readonly projectionPicture?: PngFile | null;
+  /** The evaluation's embedding map (`evaluation/embedding.json`), when there is a readable one. */
+  readonly embedding?: EmbeddingMap | null;
+  /** Why a map that should be there is not (unreadable file); null when there is one or none was made. */
+  readonly embeddingNote?: string | null;
   /** The runs whose folders were found, in the record's order. */
   readonly runs: readonly GanRun[];
   /** Why some or all training curves are missing (null when every run has them). */
@@ -301,6 +308,24 @@ async function readRuns(
   return { runs, note: notes.length > 0 ? notes.join(' ') : null };
 }
 
+/** `evaluation/embedding.json` when it exists: the map, or a note saying why it could not be read. */
+async function readEmbedding(
+  folder: string,
+  record: InstanceRecord,
+): Promise<{ map: EmbeddingMap | null; note: string | null }> {
+  const file = join(folder, 'evaluation', EMBEDDING_FILE);
+  if (!existsSync(file)) return { map: null, note: null };
+  try {
+    return { map: await readEmbeddingMap(file), note: null };
+  } catch (e) {
+    const reason = (e as Error).message.replace(
+      file,
+      `generators/${record.key}/evaluation/${EMBEDDING_FILE}`,
+    );
+    return { map: null, note: `The embedding map could not be read: ${reason}` };
+  }
+}
+
 async function readInstance(
   studyDir: string,
   summary: StudySummary,
@@ -312,12 +337,13 @@ async function readInstance(
     'generators',
     ...record.key.split('/').filter((p) => p !== '' && p !== '.' && p !== '..'),
   );
-  const [evaluation, runs, syntheticGrid, features, pixels] = await Promise.all([
+  const [evaluation, runs, syntheticGrid, features, pixels, embedding] = await Promise.all([
     readEvaluation(folder, summary, record),
     readRuns(studyDir, folder, record),
     readPng(join(folder, 'synthetic-grid.png')),
     readPng(join(folder, 'evaluation', 'privacy-closest-features.png')),
     readPng(join(folder, 'evaluation', 'privacy-closest-pixels.png')),
+    readEmbedding(folder, record),
   ]);
   return {
     record,
@@ -326,6 +352,9 @@ async function readInstance(
     evaluation: evaluation.evaluation,
     evaluationNote: evaluation.note,
     privacyPictures: { features, pixels },
+    projectionPicture: await readPng(join(folder, 'evaluation', 'projection.png')),
+    embedding: embedding.map,
+    embeddingNote: embedding.note,
     runs: runs.runs,
     runsNote: runs.note,
   };

@@ -8,7 +8,7 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DataOptionsSchema, resolveOptions } from '../config/data-options.js';
-import { METRIC_NAMES } from '../metrics/registry.js';
+import { DEFAULT_METRIC_NAMES, METRIC_NAMES } from '../metrics/registry.js';
 import { ConfigError } from '../runtime/errors.js';
 import { conditionName, parseCondition, type Condition } from './conditions.js';
 
@@ -98,12 +98,12 @@ export const StudyConfigSchema = z
         metrics: z
           .array(z.enum(METRIC_NAMES))
           .min(1)
-          .default([...METRIC_NAMES]),
+          .default([...DEFAULT_METRIC_NAMES]),
         extractor: z.string().default('domain'),
         extractorEpochs: z.number().int().min(1).optional(),
       })
       .strict()
-      .default({ enabled: true, metrics: [...METRIC_NAMES], extractor: 'domain' }),
+      .default({ enabled: true, metrics: [...DEFAULT_METRIC_NAMES], extractor: 'domain' }),
     /** Data conditions (study/conditions.ts), e.g. `real`, `synthetic`, `real+synthetic:1`, `rebalanced`, `limited:0.1+synthetic`. */
     conditions: z.array(z.string().min(1)).min(1),
     classifiers: z.array(ClassifierEntrySchema).min(1),
@@ -226,7 +226,7 @@ export const STUDY_PRESETS: Readonly<Record<string, Preset>> = Object.freeze({
       'limited:0.1+synthetic',
     ],
     // A 10-epoch feature extractor (of 15 by default) keeps the study inside 15 minutes on 2 cores.
-    evaluate: { enabled: true, metrics: [...METRIC_NAMES], extractor: 'domain', extractorEpochs: 10 },
+    evaluate: { enabled: true, metrics: [...DEFAULT_METRIC_NAMES], extractor: 'domain', extractorEpochs: 10 },
     classifiers: [SMALL_CNN, { name: 'lbp-rf', base: 'lbp-rf', options: { nEstimators: 50 } }],
     seeds: [0, 1, 2],
   },

@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Command } from 'commander';
+import sharp from 'sharp';
 import { registerEvaluateCommand } from '../../src/cli/evaluate.js';
 import { encodePng } from '../../src/data/image/grid.js';
 import { convertChannels, unpackImage } from '../../src/data/image/transform.js';
 import { openDataset } from '../../src/data/source.js';
+import { readEmbeddingMap } from '../../src/metrics/embedding-map.js';
 import { evaluateSources } from '../../src/metrics/sources.js';
 import { selectBackend } from '../../src/runtime/backend.js';
 import type { ProgressEvent } from '../../src/runtime/progress.js';
@@ -114,7 +116,7 @@ describe('medsynth evaluate', () => {
     );
     assert.equal(doc.extractor.kind, 'domain');
     assert.deepEqual(doc.comparisons, ['fake', 'floor', 'noise']);
-    for (const m of ['fid', 'kid', 'prdc', 'msssim', 'privacy'])
+    for (const m of ['fid', 'kid', 'prdc', 'msssim', 'privacy', 'embedding'])
       assert.ok(
         doc.records.some((r) => r.metric === m && r.comparison === 'fake'),
         m,
@@ -133,8 +135,24 @@ describe('medsynth evaluate', () => {
       'fake-grid.png',
       'privacy-closest-features.png',
       'privacy-closest-pixels.png',
+      'embedding.json',
+      'embedding-thumbnails.png',
     ])
       assert.ok(files.includes(f), f);
+    // The embedding map: train (capped at 500, per class), all 624 test images, the 125 synthetic ones.
+    const map = await readEmbeddingMap(join(out, 'embedding.json'));
+    assert.deepEqual(
+      map.sets.map((s) => [s.key, s.sampled]),
+      [
+        ['train', 500],
+        ['test', 500],
+        ['synthetic', 125],
+      ],
+    );
+    assert.match(map.sets[0]!.description, /train split/);
+    assert.ok(map.umap !== null && map.thumbnails?.count === 1125);
+    const sheet = await sharp(join(out, 'embedding-thumbnails.png')).metadata();
+    assert.equal(sheet.width, map.thumbnails.columns * 28);
     const lines = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n');
     assert.equal(lines.length, doc.records.length);
     // The extractor was cached: a second evaluation (table output) reuses it and the real features.

@@ -161,7 +161,15 @@ describe('evaluateSets on PneumoniaMNIST', () => {
     assert.ok(r.values.fidStd! > 0);
     // Every record is plain JSON.
     for (const rec of result.records) assert.deepEqual(JSON.parse(JSON.stringify(rec)), rec);
-    assert.deepEqual(Object.keys(METRICS), ['fid', 'kid', 'prdc', 'msssim', 'privacy']);
+    assert.deepEqual(Object.keys(METRICS), [
+      'fid',
+      'kid',
+      'prdc',
+      'msssim',
+      'privacy',
+      'embedding',
+      'projection',
+    ]);
   });
 
   test('privacy: copies of training images are flagged, held-out-like images are not', async () => {

@@ -71,6 +71,10 @@ class DomainExtractor implements FeatureExtractor {
     );
   }
 
+  embedTensor(x: tf.Tensor4D): tf.Tensor2D {
+    return this.cnn.embed(x);
+  }
+
   dispose(): void {
     this.cnn.dispose();
   }

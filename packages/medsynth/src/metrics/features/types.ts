@@ -3,6 +3,7 @@
  * and the privacy distances are measured. Every extractor sees real and fake images through the same
  * `prepare` step (channel conversion, resizing, value range), so the two sets differ only in content.
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import type { ImageArray } from '../../data/types.js';
 import type { RunControl } from '../../runtime/progress.js';
 
@@ -37,6 +38,12 @@ export interface FeatureExtractor {
    * inference mode. Emits `tick` progress events (unit `img`) and honours `control.signal`.
    */
   features(images: ImageArray, control?: RunControl): Promise<FeatureMatrix>;
+  /**
+   * The features `[n, dim]` as a differentiable function of a batch already at `info.inputShape` with values
+   * in [-1, 1] (synchronous, inference mode; call inside `tf.tidy`), where gradients pass through the network
+   * (the domain CNN); absent otherwise. Latent projection (metrics/projection.ts) uses it.
+   */
+  embedTensor?(x: tf.Tensor4D): tf.Tensor2D;
   /** Frees the network's tensors. */
   dispose(): void;
 }

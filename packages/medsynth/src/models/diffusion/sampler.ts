@@ -146,5 +146,6 @@ export function diffusionSampler(
     truncation: 'z',
     generate: (z, labels) => ddimSample(denoise, facts, schedule, sampling, z, labels),
     dispose: release,
+    family: 'ddpm',
   };
 }

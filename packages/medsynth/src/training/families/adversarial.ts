@@ -16,6 +16,7 @@ import {
   type AdversarialSpec,
 } from '../../models/registry.js';
 import type { GanFamily, SamplingGenerator } from '../../models/types.js';
+import { styleSpaceOf } from '../../models/style-space.js';
 import { CheckpointError } from '../../runtime/errors.js';
 import { Rng } from '../../runtime/random.js';
 import { lecamAnchorsSchema } from '../../losses/lecam.js';
@@ -85,6 +86,8 @@ export function ganSampler(
     generate: (z, labels, psi = 1) =>
       tf.tidy(() => runG({ spec, G }, z, conditional ? labels : null, false, psi)),
     dispose: release,
+    family: spec.family,
+    ...(spec.family === 'stylegan2' ? { styleSpace: styleSpaceOf(G, conditional) } : {}),
   };
 }
 

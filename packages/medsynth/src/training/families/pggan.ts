@@ -478,6 +478,7 @@ function pgganSampler(
     dispose() {
       if (owned) net.dispose();
     },
+    family: 'pggan',
   };
 }
 
