@@ -73,6 +73,20 @@ export {
   type WriteSetResult,
   writeSyntheticSet,
 } from './generate/export.js';
+// A run's generator in TF.js layers format (medsynth export --format tfjs; the browser in medsynth serve).
+export {
+  exportTfjsGenerator,
+  readTfjsGenerator,
+  type TfjsGeneratorExport,
+  writeTfjsGenerator,
+} from './generate/tfjs-export.js';
+export {
+  loadTfjsSampler,
+  parseGeneratorMeta,
+  slerp,
+  type TfjsGeneratorMeta,
+  tfjsSampler,
+} from './generate/tfjs-generator.js';
 export { trainCnn, type CnnOptionsInput, TrainedCnn } from './classify/cnn.js';
 export type { LabelledImages, TrainedClassifier, ClassificationEvaluation } from './classify/types.js';
 export { classFidelity, type ClassFidelityResult, trainJudge } from './metrics/class-fidelity.js';
@@ -91,9 +105,46 @@ export { kid, type KidResult, mmd2Unbiased } from './metrics/kid.js';
 export { prdc, type Prdc } from './metrics/prdc.js';
 export { msSsimDiversity, msSsimPairs, type MsSsimDiversity } from './metrics/ms-ssim.js';
 export { privacyCheck, type PrivacyResult } from './metrics/privacy.js';
+export { mannWhitneyU, type MannWhitneyResult } from './metrics/mann-whitney.js';
+export {
+  analyseProjection,
+  authenticityTest,
+  type ProjectionAnalysis,
+  type ProjectionAnalysisOptionsInput,
+  ProjectionAnalysisOptionsSchema,
+  projectionFeatures,
+  projectImages,
+  type ProjectionOptionsInput,
+  ProjectionOptionsSchema,
+  type ProjectionResult,
+} from './metrics/projection.js';
+export {
+  type ProjectionFile,
+  ProjectionFileSchema,
+  readProjection,
+  writeProjection,
+} from './metrics/projection-files.js';
+export { projectRun, type ProjectRunOptions } from './metrics/projection-run.js';
 export { linalgImplementation } from './metrics/linalg.js';
 export {
+  computeEmbedding,
+  EMBEDDING_DEFAULTS,
+  EMBEDDING_FILE,
+  EmbeddingMapSchema,
+  embeddingThumbnails,
+  type EmbeddingInputSet,
+  type EmbeddingMap,
+  type EmbeddingOptions,
+  type EmbeddingPoint,
+  type EmbeddingSet,
+  parseEmbeddingMap,
+  pca2,
+  readEmbeddingMap,
+} from './metrics/embedding.js';
+export { embeddingSvg, type EmbeddingSvgOptions } from './report/embedding-svg.js';
+export {
   type Comparison,
+  DEFAULT_METRIC_NAMES,
   METRIC_NAMES,
   METRICS,
   type MetricDefinition,
@@ -168,6 +219,7 @@ export { buildReport, loadStudyReport, REPORT_FILE, writeReport } from './report
 export {
   type CoordinatorSetup,
   type FederationResult,
+  readRounds,
   type RoundRecord,
   runCoordinator,
 } from './federated/coordinator.js';
@@ -186,3 +238,16 @@ export {
   type FederatedComparison,
   type FederatedCompareSetup,
 } from './study/federated-compare.js';
+// Reader study (blinded visual Turing test, `medsynth serve`): statistics over answers, a folder's results.
+export {
+  binomialTestHalf,
+  clopperPearsonInterval,
+  cohenKappa,
+  fleissKappa,
+  type ReaderAnswer,
+  type ReaderItem,
+  readerStudyStats,
+  type ReaderStudyStats,
+  wilsonInterval,
+} from './study/reader-stats.js';
+export { readerStudyResults, readReaderStudy } from './serve/reader/results.js';

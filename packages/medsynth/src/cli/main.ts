@@ -9,9 +9,12 @@ import { fileSystemError } from '../runtime/fs.js';
 import { registerDataCommands } from './data.js';
 import { registerDoctorCommand } from './doctor.js';
 import { registerEvaluateCommand } from './evaluate.js';
+import { registerExportCommand } from './export.js';
 import { registerFederatedCommands } from './federated.js';
 import { registerGenerateCommand } from './generate.js';
+import { registerProjectCommand } from './project.js';
 import { registerReportCommand } from './report.js';
+import { registerServeCommand } from './serve.js';
 import { registerStudyCommand } from './study.js';
 import { registerTrainCommand } from './train.js';
 
@@ -32,9 +35,12 @@ export function buildProgram(): Command {
   registerDoctorCommand(program);
   registerTrainCommand(program);
   registerGenerateCommand(program);
+  registerExportCommand(program);
   registerEvaluateCommand(program);
+  registerProjectCommand(program);
   registerStudyCommand(program);
   registerReportCommand(program);
+  registerServeCommand(program);
   registerFederatedCommands(program);
   for (const c of program.commands) {
     c.exitOverride();
