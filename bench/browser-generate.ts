@@ -22,16 +22,16 @@
  * measured here). One JSON line per run × backend; `--shots` saves a full-page screenshot of each run's page
  * (after a grid and an interpolation) as `<folder>/live-<family>-<backend>.png`.
  */
-import { accessSync, constants } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import puppeteer from 'puppeteer-core';
 import { selectBackend } from '../packages/medsynth/src/runtime/backend.js';
 import { encodeRel } from '../packages/medsynth/src/serve/pages/shell.js';
 import { generateRoutes } from '../packages/medsynth/src/serve/routes/generate.js';
 import { startServer } from '../packages/medsynth/src/serve/server.js';
+import { findChromium, NO_CHROMIUM } from '../packages/medsynth/test/helpers/chromium.js';
 
 const { values: f } = parseArgs({
   options: {
@@ -63,20 +63,9 @@ for (const b of backends)
   }
 
 function chromium(): string {
-  const ok = (file: string) => {
-    try {
-      accessSync(file, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const env = process.env['CHROMIUM_PATH'];
-  if (env && ok(env)) return env;
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter))
-    for (const name of ['chromium', 'chromium-browser', 'google-chrome-stable'])
-      if (ok(join(dir, name))) return join(dir, name);
-  console.error('bench/browser-generate.ts: no Chromium (apt-get install chromium, or set CHROMIUM_PATH)');
+  const found = findChromium();
+  if (found) return found;
+  console.error(`bench/browser-generate.ts: ${NO_CHROMIUM}`);
   process.exit(2);
 }
 

@@ -240,7 +240,7 @@ function chi2Df1Sf(x: number): number {
  * (ln C(n, m) = Σ_{i=1..m} ln((n−m+i)/i)) and the ratios by pmf(i−1)/pmf(i) = i / (n−i+1), so large n
  * neither overflows nor loses precision.
  */
-function binomialTwoSidedHalf(k: number, n: number): number {
+export function binomialTwoSidedHalf(k: number, n: number): number {
   if (n === 0) return 1;
   const m = Math.min(k, n - k);
   if (2 * m === n) return 1;

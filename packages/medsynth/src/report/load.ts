@@ -13,6 +13,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import { EMBEDDING_FILE, readEmbeddingMap, type EmbeddingMap } from '../metrics/embedding-map.js';
 import type { Comparison, MetricName } from '../metrics/registry.js';
 import { StudyError } from '../runtime/errors.js';
+import { jsonLines } from '../runtime/fs.js';
 import type { InstanceRecord, StudySummary } from '../study/summary.js';
 
 /** A PNG read from the study directory, with its size from the header. */
@@ -235,14 +236,7 @@ async function readEvaluation(
 /** Parses stats.jsonl, skipping lines that are not JSON objects (a run cut off mid-line). */
 export function parseStats(text: string): TickStats[] {
   const out: TickStats[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      continue;
-    }
+  for (const v of jsonLines(text)) {
     if (!isObject(v)) continue;
     const kimg = num(v['kimg']);
     if (kimg === null) continue;

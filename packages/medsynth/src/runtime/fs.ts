@@ -152,3 +152,20 @@ export async function writeFileAtomic(
     await fsyncDir(dirname(file));
   });
 }
+
+/**
+ * The JSON values of a JSON-lines text, in order, skipping blank lines and lines that do not parse (a log cut
+ * off mid-line by a killed process). Callers validate each value.
+ */
+export function jsonLines(text: string): unknown[] {
+  const out: unknown[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      // a cut-off line
+    }
+  }
+  return out;
+}

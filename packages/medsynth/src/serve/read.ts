@@ -18,6 +18,7 @@ import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { TickStats } from '../report/load.js';
+import { jsonLines } from '../runtime/fs.js';
 
 // ---- schemas -------------------------------------------------------------------------------------------
 
@@ -204,14 +205,7 @@ export const valueOf = <T>(c: Checked<T>): T | null => (c.ok ? c.value : null);
 /** Parses stats.jsonl text: one checked tick per line, skipping blank, cut-off or foreign lines. */
 export function parseTickLines(text: string): TickLine[] {
   const out: TickLine[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      continue;
-    }
+  for (const v of jsonLines(text)) {
     const parsed = TickLineSchema.safeParse(v);
     if (parsed.success) out.push(parsed.data);
   }
@@ -243,14 +237,7 @@ const mean = (xs: readonly (number | null | undefined)[]): number | null => {
 export function parseRoundLines(text: string, offset = 0): TickLine[] {
   const out: TickLine[] = [];
   let seconds = offset;
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      continue;
-    }
+  for (const v of jsonLines(text)) {
     const parsed = RoundLineSchema.safeParse(v);
     if (!parsed.success) continue;
     const r = parsed.data;

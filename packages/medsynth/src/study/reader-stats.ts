@@ -36,6 +36,7 @@
  * Pure functions over answers; results are plain JSON (an undefined quantity is `null`, never NaN).
  */
 import jStat from 'jstat';
+import { binomialTwoSidedHalf, holmAdjust } from '../classify/statistics.js';
 
 export const CALLS = ['real', 'synthetic'] as const;
 export type Call = (typeof CALLS)[number];
@@ -227,39 +228,12 @@ export function clopperPearsonInterval(k: number, n: number, level = 0.95): [num
 
 /**
  * Two-sided exact binomial test of k successes in n trials against p = ½ (scipy's `binomtest`):
- * min(1, 2 · P(X ≤ min(k, n − k))), 1 when k = n/2 or n = 0. P(X ≤ m) is summed from pmf(m) down, with
- * pmf(m) = C(n, m) / 2ⁿ in logs, so large n neither overflows nor loses precision.
+ * min(1, 2 · P(X ≤ min(k, n − k))), 1 when k = n/2 or n = 0 — classify/statistics' exact McNemar p-value,
+ * with its arguments checked.
  */
 export function binomialTestHalf(k: number, n: number): number {
   checkCounts(k, n);
-  if (n === 0) return 1;
-  const m = Math.min(k, n - k);
-  if (2 * m === n) return 1;
-  let logPmf = -n * Math.LN2;
-  for (let i = 1; i <= m; i++) logPmf += Math.log((n - m + i) / i);
-  let term = 1;
-  let sum = 1;
-  for (let i = m; i > 0 && term > 1e-17 * sum; i--) {
-    term *= i / (n - i + 1);
-    sum += term;
-  }
-  return Math.min(1, 2 * Math.exp(logPmf) * sum);
-}
-
-/** Holm's step-down adjustment; `null` entries stay null and do not count. */
-export function holm(pValues: readonly (number | null)[]): (number | null)[] {
-  const order = pValues
-    .map((p, i) => [p, i] as const)
-    .filter((x): x is readonly [number, number] => x[0] !== null)
-    .sort((a, b) => a[0] - b[0]);
-  const m = order.length;
-  const out: (number | null)[] = pValues.map(() => null);
-  let running = 0;
-  order.forEach(([p, i], rank) => {
-    running = Math.max(running, Math.min(1, p * (m - rank)));
-    out[i] = running;
-  });
-  return out;
+  return binomialTwoSidedHalf(k, n);
 }
 
 /** k / n with both intervals. */
@@ -483,7 +457,7 @@ export function readerStudyStats(input: ReaderStudyInput): ReaderStudyStats {
       medianSeconds: median(answers.filter((a) => a.ms !== null).map((a) => a.ms! / 1000)),
     };
   });
-  const adjusted = holm(partial.map((r) => r.p));
+  const adjusted = holmAdjust(partial.map((r) => r.p));
   const readers: ReaderStats[] = partial.map((r, i) => ({ ...r, pHolm: adjusted[i]! }));
 
   const cohen: PairKappa[] = [];

@@ -4,34 +4,16 @@
 // is left in a temporary folder (its path is printed as a test diagnostic) for a person to look at.
 // On CI (CI set) a missing Chromium fails the test; elsewhere it is skipped with the reason.
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { writeReport } from '../../src/report/index.js';
+import { findChromium, NO_CHROMIUM } from '../helpers/chromium.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/report/sample-study/', import.meta.url));
-const NAMES = ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome'];
-
-/** $CHROMIUM_PATH, else the first of NAMES on PATH; null when there is none. */
-function findChromium(): string | null {
-  const executable = (file: string) => {
-    try {
-      accessSync(file, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const env = process.env['CHROMIUM_PATH'];
-  if (env) return executable(env) ? env : null;
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter).filter(Boolean))
-    for (const name of NAMES) if (executable(join(dir, name))) return join(dir, name);
-  return null;
-}
 
 interface PageState {
   readonly title: string;
@@ -58,7 +40,7 @@ after(async () => {
 test('the report loads in headless Chromium without errors, pictures and charts shown, no sideways scrolling', async (t) => {
   const chromium = findChromium();
   if (!chromium) {
-    const reason = `no Chromium: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH (looked for ${NAMES.join(', ')} on PATH)`;
+    const reason = NO_CHROMIUM;
     if (process.env['CI']) assert.fail(reason);
     t.skip(reason);
     return;

@@ -7,33 +7,14 @@
 // folder (its path is printed as a test diagnostic). On CI (CI set) a missing Chromium fails the test;
 // elsewhere it is skipped with the reason.
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startServer, type RunningServer } from '../../src/serve/server.js';
 import { enc, makeServeFolder, type ServeFolder } from './browse-fixture.js';
-
-const NAMES = ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome'];
-
-/** $CHROMIUM_PATH, else the first of NAMES on PATH; null when there is none. */
-function findChromium(): string | null {
-  const executable = (file: string) => {
-    try {
-      accessSync(file, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const env = process.env['CHROMIUM_PATH'];
-  if (env) return executable(env) ? env : null;
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter).filter(Boolean))
-    for (const name of NAMES) if (executable(join(dir, name))) return join(dir, name);
-  return null;
-}
+import { findChromium, NO_CHROMIUM } from '../helpers/chromium.js';
 
 interface PageState {
   readonly images: number;
@@ -96,7 +77,7 @@ async function visit(page: Page, path: string, problems: string[], name: string)
 test('every page loads in headless Chromium without errors; the timeline and the embedding map work', async (t) => {
   const chromium = findChromium();
   if (!chromium) {
-    const reason = `no Chromium: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH (looked for ${NAMES.join(', ')} on PATH)`;
+    const reason = NO_CHROMIUM;
     if (process.env['CI']) assert.fail(reason);
     t.skip(reason);
     return;

@@ -14,10 +14,9 @@
 // level anywhere, and at most 1 % of the samples off by one (measured here: see the diagnostics).
 // On CI (CI set) a missing Chromium fails the test; elsewhere it is skipped with the reason.
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Command } from 'commander';
 import puppeteer, { type Browser } from 'puppeteer-core';
@@ -31,24 +30,7 @@ import { type RunningServer, startServer } from '../../src/serve/server.js';
 import { encodeRel } from '../../src/serve/pages/shell.js';
 import { trainGan } from '../../src/training/loop.js';
 import { tinyTrainOptions } from '../helpers/tiny-train.js';
-
-const NAMES = ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome'];
-
-function findChromium(): string | null {
-  const executable = (file: string) => {
-    try {
-      accessSync(file, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const env = process.env['CHROMIUM_PATH'];
-  if (env) return executable(env) ? env : null;
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter).filter(Boolean))
-    for (const name of NAMES) if (executable(join(dir, name))) return join(dir, name);
-  return null;
-}
+import { findChromium } from '../helpers/chromium.js';
 
 const SEEDS = [5, 6, 7, 8];
 const PSI = 0.7;

@@ -6,33 +6,15 @@
 // anywhere. Screenshots of the start, session and results pages go to $MEDSYNTH_SHOTS (default a temporary
 // folder), printed as test diagnostics. On CI (CI set) a missing Chromium fails the test; elsewhere it skips.
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { readerRoutesWith } from '../../src/serve/routes/reader.js';
 import { type RunningServer, startServer } from '../../src/serve/server.js';
 import { copyRun, kappaByHand, readDb, type TinyRoot, tinyRoot } from './reader-fixture.js';
-
-const NAMES = ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome'];
-
-function findChromium(): string | null {
-  const executable = (file: string) => {
-    try {
-      accessSync(file, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const env = process.env['CHROMIUM_PATH'];
-  if (env) return executable(env) ? env : null;
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter).filter(Boolean))
-    for (const name of NAMES) if (executable(join(dir, name))) return join(dir, name);
-  return null;
-}
+import { findChromium, NO_CHROMIUM } from '../helpers/chromium.js';
 
 let t: TinyRoot;
 let server: RunningServer;
@@ -124,7 +106,7 @@ async function answer(
 test('two readers run the study in Chromium: answers stored as clicked, κ on the results page as computed by hand', async (tc) => {
   const chromium = findChromium();
   if (!chromium) {
-    const reason = `no Chromium: install Debian's chromium or set CHROMIUM_PATH (looked for ${NAMES.join(', ')} on PATH)`;
+    const reason = NO_CHROMIUM;
     if (process.env['CI']) assert.fail(reason);
     tc.skip(reason);
     return;

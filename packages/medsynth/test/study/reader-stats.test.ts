@@ -9,7 +9,6 @@ import {
   clopperPearsonInterval,
   cohenKappa,
   fleissKappa,
-  holm,
   kappaStrength,
   type Proportion,
   type ReaderAnswer,
@@ -124,14 +123,6 @@ describe('binomial intervals and test (scipy binomtest)', () => {
     assert.throws(() => binomialTestHalf(-1, 2), RangeError);
     assert.throws(() => wilsonInterval(1, 2, 1), RangeError);
     assert.throws(() => clopperPearsonInterval(1.5, 2), RangeError);
-  });
-
-  test('Holm: step-down with running maximum, nulls kept', () => {
-    const out = holm([0.01, null, 0.04, 0.03]);
-    assert.deepEqual(
-      out.map((x) => (x === null ? null : Number(x.toFixed(12)))),
-      [0.03, null, 0.06, 0.06],
-    );
   });
 });
 
