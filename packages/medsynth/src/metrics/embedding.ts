@@ -42,6 +42,7 @@ import {
 import type { ExtractorInfo } from './features/types.js';
 import { sampleWithoutReplacement } from './kid.js';
 import { matmul, meanCovariance, symmetricEigen } from './linalg.js';
+import { proportionalCounts } from './quota.js';
 
 export * from './embedding-map.js';
 
@@ -77,23 +78,6 @@ export const EMBEDDING_DEFAULTS = Object.freeze({
 /** Fewest points UMAP is run on (below that its k-NN graph says little; PCA alone is drawn). */
 export const UMAP_MIN_POINTS = 10;
 
-/** `total` spread over classes in proportion to `weights` (largest remainder; ties to the lower index). */
-function largestRemainder(total: number, weights: readonly number[]): number[] {
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const exact = weights.map((w) => (sum > 0 ? (total * w) / sum : 0));
-  const out = exact.map(Math.floor);
-  let left = total - out.reduce((a, b) => a + b, 0);
-  const order = exact
-    .map((e, i) => [e - Math.floor(e), i] as const)
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-  for (const [, i] of order) {
-    if (left <= 0) break;
-    out[i]!++;
-    left--;
-  }
-  return out;
-}
-
 /**
  * The rows of a set to embed: all of them when there are at most `cap`, else `cap` rows split over classes in
  * proportion to their counts (see the module comment), in ascending order. `rng` draws the rows.
@@ -109,7 +93,7 @@ export function subsampleSet(
   if (!labels) return sampleWithoutReplacement(count, cap, rng).sort();
   const byClass: number[][] = Array.from({ length: numClasses }, () => []);
   labels.forEach((l, i) => byClass[l]!.push(i));
-  const quota = largestRemainder(
+  const quota = proportionalCounts(
     cap,
     byClass.map((rows) => rows.length),
   );

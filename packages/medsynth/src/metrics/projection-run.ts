@@ -36,7 +36,8 @@ import {
   stratifiedSample,
 } from './projection.js';
 import type { ProjectionMeta } from './projection-files.js';
-import { generateFromRun, proportionalCounts } from './sources.js';
+import { proportionalCounts } from './quota.js';
+import { generateFromRun } from './sources.js';
 
 export const PROJECTION_SPLITS = ['train', 'test', 'both'] as const;
 export type ProjectionSplit = (typeof PROJECTION_SPLITS)[number];

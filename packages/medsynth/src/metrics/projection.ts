@@ -57,6 +57,7 @@ import type { RunControl } from '../runtime/progress.js';
 import { Rng } from '../runtime/random.js';
 import type { FeatureExtractor } from './features/types.js';
 import { mannWhitneyU, type MannWhitneyResult } from './mann-whitney.js';
+import { proportionalCounts } from './quota.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -542,26 +543,12 @@ export function stratifiedSample(
   const byClass: number[][] = Array.from({ length: K }, () => []);
   labels.forEach((l, i) => byClass[l]!.push(i));
   const w = weights ?? byClass.map((c) => c.length);
-  const share = largestRemainder(Math.min(count, total), w);
+  const share = proportionalCounts(Math.min(count, total), w);
   const out: number[] = [];
   byClass.forEach((rows, k) => {
     out.push(...rng.shuffle(rows).slice(0, share[k] ?? 0));
   });
   return Int32Array.from(out).sort();
-}
-
-function largestRemainder(total: number, weights: readonly number[]): number[] {
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const exact = weights.map((w) => (sum > 0 ? (total * w) / sum : 0));
-  const out = exact.map(Math.floor);
-  let left = total - out.reduce((a, b) => a + b, 0);
-  const order = exact.map((e, i) => [e - Math.floor(e), i] as const).sort((a, b) => b[0] - a[0]);
-  for (const [, i] of order) {
-    if (left <= 0) break;
-    out[i]!++;
-    left--;
-  }
-  return out;
 }
 
 /** Rows `positions` of an image array. */

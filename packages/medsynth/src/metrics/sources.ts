@@ -33,11 +33,14 @@ import type { RunControl } from '../runtime/progress.js';
 import { refuseSamplerSettings, type SamplerSettings } from '../training/family.js';
 import { loadGenerator } from '../training/load-run.js';
 import { readRunOptions } from '../training/loop.js';
+import { proportionalCounts } from './quota.js';
 import { cachedFeatures, evaluationCacheDir, splitKey } from './features/cache.js';
 import { domainExtractor, type DomainExtractorInput } from './features/domain.js';
 import { loadInceptionExtractor } from './features/inception.js';
 import type { FeatureExtractor } from './features/types.js';
 import { evaluateSets, type EvaluationOptions, type EvaluationResult, type LabelledSet } from './evaluate.js';
+
+export { proportionalCounts };
 
 export interface EvaluateSourcesOptions extends EvaluationOptions {
   /** The real dataset; optional when `fake` is a run directory (its training data is used). */
@@ -120,21 +123,6 @@ function counts(labels: Int32Array | null, k: number): number[] | null {
   const c = new Array<number>(k).fill(0);
   for (const l of labels) c[l]!++;
   return c;
-}
-
-/** `total` spread over classes in proportion to `weights` (largest remainder). */
-export function proportionalCounts(total: number, weights: readonly number[]): number[] {
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const exact = weights.map((w) => (sum > 0 ? (total * w) / sum : total / weights.length));
-  const out = exact.map(Math.floor);
-  let left = total - out.reduce((a, b) => a + b, 0);
-  const order = exact.map((e, i) => [e - Math.floor(e), i] as const).sort((a, b) => b[0] - a[0]);
-  for (const [, i] of order) {
-    if (left <= 0) break;
-    out[i]!++;
-    left--;
-  }
-  return out;
 }
 
 /** Images generated from a run: class by class, `perClass[k]` of class k (seeds 0, 1, 2… in plan order). */
