@@ -32,7 +32,7 @@ import {
 } from '../training/checkpoint.js';
 import { familyOfSpec } from '../training/families/index.js';
 import type { DdpmSpec } from '../training/families/ddpm.js';
-import { PGGAN_POSITION } from '../training/families/pggan.js';
+import { savedPosition } from '../training/families/pggan.js';
 import {
   parseGeneratorMeta,
   TFJS_GENERATOR_FORMAT,
@@ -59,19 +59,6 @@ export interface ExportOptions {
   readonly checkpoint?: string | undefined;
   /** Export G_ema (default true) or the raw G. */
   readonly ema?: boolean | undefined;
-}
-
-/** The pggan level and α a G group was saved at (the final level, α 1, when it holds no position). */
-function pgganPosition(weights: tf.NamedTensorMap, levels: number, where: string) {
-  const t = weights[PGGAN_POSITION];
-  if (!t) return { level: levels - 1, alpha: 1 };
-  const [level, alpha] = Array.from(t.dataSync());
-  if (!(Number.isInteger(level) && level! >= 0 && level! < levels && alpha! >= 0 && alpha! <= 1))
-    throw new CheckpointError(`"${PGGAN_POSITION}" is not a level and α`, {
-      file: where,
-      found: `[${String(level)}, ${String(alpha)}]`,
-    });
-  return { level: level!, alpha: alpha! };
 }
 
 /** The serialised layers model: topology, weight manifest and one weight buffer. */
@@ -123,7 +110,7 @@ export async function exportTfjsGenerator(
       const net = buildPgganGenerator(p);
       release = () => net.dispose();
       try {
-        const { level, alpha } = pgganPosition(weights, net.levels.length, where);
+        const { level, alpha } = savedPosition(weights, net.levels.length, where);
         model = net.levels[level]!;
         assignWeights(model, weights, where);
         net.setAlpha(level, alpha);

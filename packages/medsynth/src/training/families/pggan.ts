@@ -483,7 +483,7 @@ function pgganSampler(
 }
 
 /** The [level, α] a G group was saved at, or the final level with α = 1 when it has none. */
-function savedPosition(
+export function savedPosition(
   weights: tf.NamedTensorMap,
   levels: number,
   where: string,
