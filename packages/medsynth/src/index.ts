@@ -213,6 +213,11 @@ export {
 export { type StudyEstimate } from './study/estimate.js';
 export { perClassGenerator } from './generate/per-class.js';
 export { type JobRow, StudyStore } from './study/store.js';
+// Studies across machines (BullMQ + Redis workers, an artifact store every worker reaches).
+export { type QueueSettings, QUEUE_LOG } from './study/queued.js';
+export { runWorker, type WorkerResult, type WorkerSetup } from './queue/worker.js';
+export { artifactKey, type ArtifactStore, openArtifactStore } from './queue/artifacts.js';
+export { studyHash } from './queue/protocol.js';
 export { judgeEffect, type StudySummary, summariseStudy } from './study/summary.js';
 export { buildReport, loadStudyReport, REPORT_FILE, writeReport } from './report/index.js';
 // Federated training (one generator, many institutions, no pooled images).
@@ -230,7 +235,7 @@ export {
   type FederationOptionsInput,
   resolveFederationOptions,
 } from './federated/options.js';
-export { chooseParticipants, fedAvg, screenUpdates } from './federated/strategy.js';
+export { chooseParticipants, fedAvg, screenUpdates, serverStep } from './federated/strategy.js';
 export { addSiteCertificate, makeCertificates } from './federated/certs.js';
 export { channelCredentials, serverCredentials } from './federated/tls.js';
 export {

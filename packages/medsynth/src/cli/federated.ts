@@ -13,7 +13,12 @@ import { type TrainOptions, resolveTrainOptions } from '../config/train-options.
 import { resolveOptions, DataOptionsSchema } from '../config/data-options.js';
 import { addSiteCertificate, makeCertificates } from '../federated/certs.js';
 import { runCoordinator, type FederationResult } from '../federated/coordinator.js';
-import { resolveFederationOptions, STRATEGIES, type FederationOptionsInput } from '../federated/options.js';
+import {
+  resolveFederationOptions,
+  SERVER_OPTIMIZERS,
+  STRATEGIES,
+  type FederationOptionsInput,
+} from '../federated/options.js';
 import { partitionIds, simulate } from '../federated/simulate.js';
 import { runSite } from '../federated/site.js';
 import { compareFederated, compareMarkdown } from '../study/federated-compare.js';
@@ -35,6 +40,9 @@ interface FederationFlags {
   joinTimeout?: number;
   strategy?: string;
   proxMu?: number;
+  serverOptimizer?: string;
+  serverLr?: number;
+  serverMomentum?: number;
   shareD?: boolean;
   outlierFactor?: number;
   host?: string;
@@ -52,6 +60,11 @@ const positive = (flag: string) => (v: string) => {
   const x = Number(v);
   if (!(x > 0 && Number.isFinite(x)))
     throw new InvalidArgumentError(`${flag} must be a positive number, got "${v}"`);
+  return x;
+};
+const fraction01 = (flag: string) => (v: string) => {
+  const x = Number(v);
+  if (!(x >= 0 && x < 1)) throw new InvalidArgumentError(`${flag} must be in [0, 1), got "${v}"`);
   return x;
 };
 const positiveInt = (flag: string) => (v: string) => {
@@ -85,6 +98,22 @@ function addFederationFlags(cmd: Command, withNetwork: boolean): Command {
       ]),
     )
     .option('--prox-mu <μ>', 'fedprox: weight of the proximal term (default 0.01)', positive('--prox-mu'))
+    .addOption(
+      new Option(
+        '--server-optimizer <name>',
+        "how the coordinator moves toward the round's average: none (FedAvg), momentum (FedAvgM) or adam (FedAdam)",
+      ).choices([...SERVER_OPTIMIZERS]),
+    )
+    .option(
+      '--server-lr <η>',
+      'server learning rate (default 1; adam needs it, e.g. 1e-3)',
+      positive('--server-lr'),
+    )
+    .option(
+      '--server-momentum <β>',
+      'server momentum β (adam: β₁; default 0.9)',
+      fraction01('--server-momentum'),
+    )
     .option('--no-share-d', 'share only G: every site keeps its own discriminator')
     .option(
       '--outlier-factor <k>',
@@ -135,6 +164,9 @@ function federationInput(f: FederationFlags): FederationOptionsInput {
     'minFit',
     'strategy',
     'proxMu',
+    'serverOptimizer',
+    'serverLr',
+    'serverMomentum',
     'outlierFactor',
     'host',
     'port',
@@ -442,14 +474,28 @@ export function registerFederatedCommands(program: Command): void {
     .requiredOption('--data <source>', 'the dataset (its train split is partitioned for the federated runs)')
     .requiredOption('--sites <n>', 'number of sites', positiveInt('--sites'))
     .option('--alpha <α>', 'Dirichlet α of the non-IID partition (default 0.3)', positive('--alpha'), 0.3)
-    .option('--classifier-seeds <list>', 'seeds of the synthetic-only CNNs (default 0,1,2)', parseSeeds);
+    .option('--classifier-seeds <list>', 'seeds of the synthetic-only CNNs (default 0,1,2)', parseSeeds)
+    .addOption(
+      new Option(
+        '--site-batch <how>',
+        "each site's batch: split (⌊batch / sites⌋, as many updates as the central run; default) or same (the full batch)",
+      )
+        .choices(['split', 'same'])
+        .default('split'),
+    );
   addDataFlags(addFederationFlags(addModelFlags(cmp), false))
     .option('--out <dir>', 'parent folder of the numbered comparison directories', 'runs')
     .option('--json', 'progress as nothing, the result as one JSON object')
     .action(
       async (
         flags: TrainFlags &
-          FederationFlags & { sites: number; alpha: number; classifierSeeds?: number[]; json?: boolean },
+          FederationFlags & {
+            sites: number;
+            alpha: number;
+            classifierSeeds?: number[];
+            siteBatch: 'split' | 'same';
+            json?: boolean;
+          },
       ) => {
         const render = createRenderer({ json: flags.json === true });
         const { federation, train } = localFederation(flags);
@@ -462,6 +508,7 @@ export function registerFederatedCommands(program: Command): void {
               federation,
               sites: flags.sites,
               alpha: flags.alpha,
+              siteBatch: flags.siteBatch,
               outDir: flags.out ?? 'runs',
               seeds: flags.classifierSeeds,
             },

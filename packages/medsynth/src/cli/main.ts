@@ -17,6 +17,7 @@ import { registerReportCommand } from './report.js';
 import { registerServeCommand } from './serve.js';
 import { registerStudyCommand } from './study.js';
 import { registerTrainCommand } from './train.js';
+import { registerWorkerCommand } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerReportCommand(program);
   registerServeCommand(program);
   registerFederatedCommands(program);
+  registerWorkerCommand(program);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

@@ -32,6 +32,9 @@ interface StudyFlags extends DataFlags {
   name?: string;
   dryRun?: boolean;
   json?: boolean;
+  queue?: string;
+  artifacts?: string;
+  redisCa?: string;
 }
 
 const list = (v: string): string[] =>
@@ -147,6 +150,7 @@ export function formatStudy(
     '',
     s.statistics,
     '',
+    ...s.failures.map((f) => `FAILED ${f.kind === 'pool' ? `generator ${f.id}` : f.id}: ${f.error}`),
     `${ran} of ${jobs} jobs run now in ${formatSeconds(seconds)}; results: ${dir}/results.json, results.csv, study.sqlite`,
   ];
   return lines.join('\n');
@@ -205,6 +209,15 @@ export function registerStudyCommand(program: Command): void {
     .option('--out <dir>', 'parent folder of the numbered study directories', 'studies')
     .option('--name <name>', 'study directory name (default <preset>-<data>-<size>)')
     .option('--dry-run', 'print the resolved config and the job grid, and exit')
+    .option(
+      '--queue <redis-url>',
+      'run the jobs on a BullMQ queue (redis://[:password@]host:port or rediss://); start `medsynth worker` processes on any machine with the data',
+    )
+    .option(
+      '--artifacts <location>',
+      'with --queue: where workers put generator runs and pools, a folder all of them reach or s3://bucket/prefix (default <study-dir>/artifacts)',
+    )
+    .option('--redis-ca <file>', 'with --queue rediss://: the CA of the Redis server (PEM)')
     .option('--json', 'no progress; the results as one JSON document');
   addDataFlags(cmd).action(async (flags: StudyFlags) => {
     const render = createRenderer({ json: flags.json === true });
@@ -238,7 +251,22 @@ export function registerStudyCommand(program: Command): void {
     );
     let result;
     try {
-      const control = { onProgress: render.onProgress, signal: interrupt.signal, cacheDir: flags.cacheDir };
+      const queue =
+        flags.queue !== undefined
+          ? { url: flags.queue, artifacts: flags.artifacts, ca: flags.redisCa }
+          : undefined;
+      // A bad URL or CA file is refused now, not after the real images are loaded.
+      if (queue) (await import('../queue/connection.js')).redisOptions(queue.url, { ca: queue.ca });
+      if (queue === undefined && (flags.artifacts !== undefined || flags.redisCa !== undefined))
+        throw new ConfigError('--artifacts and --redis-ca go with --queue', {
+          field: flags.artifacts !== undefined ? '--artifacts' : '--redis-ca',
+        });
+      const control = {
+        onProgress: render.onProgress,
+        signal: interrupt.signal,
+        cacheDir: flags.cacheDir,
+        queue,
+      };
       result =
         flags.resume !== undefined
           ? await resumeStudy(flags.resume, control)
@@ -255,6 +283,7 @@ export function registerStudyCommand(program: Command): void {
       render.onProgress({ type: 'warning', message: `report not written: ${(e as Error).message}` });
     }
     render.clear();
+    if (result.summary.failures.length > 0) process.exitCode = 1;
     if (flags.json) {
       process.stdout.write(`${JSON.stringify({ dir: result.dir, report, ...result.summary }, null, 2)}\n`);
       return;

@@ -8,7 +8,8 @@
  *   3. wait for their updates until all came or `roundTimeoutSeconds` passed (a site killed mid-round
  *      costs the round its update, not the round itself; it rejoins later under its name);
  *   4. screen the updates (shape, finiteness, norm outliers; strategy.ts) and log every rejection's reason;
- *   5. FedAvg the accepted ones (weights ∝ images trained on), move G_ema toward the new G, and write the
+ *   5. FedAvg the accepted ones (weights ∝ the sites' sizes), step the server optimiser toward that average
+ *      (none, FedAvgM or FedAdam; strategy.ts), move G_ema toward the new G, and write the
  *      round as an ordinary medsynth checkpoint (G, D, G_ema …) in the run directory — atomically — so
  *      `generate`, `evaluate` and `study --generator-run` use a federated run like any other; plus a line of
  *      `rounds.jsonl` (sites, examples, rejections, bytes, timings) and, every tick, a sample grid.
@@ -22,6 +23,7 @@
  * (headers and chunks, both directions).
  */
 import { randomUUID } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
 import { appendFile, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -30,7 +32,7 @@ import { type TrainOptions, TrainOptionsSchema } from '../config/train-options.j
 import { resolveOptions } from '../config/data-options.js';
 import { encodePng } from '../data/image/grid.js';
 import { describeBackend } from '../runtime/backend.js';
-import { ConfigError, FederationError } from '../runtime/errors.js';
+import { CheckpointError, ConfigError, FederationError } from '../runtime/errors.js';
 import { withFileContext, writeFileAtomic } from '../runtime/fs.js';
 import type { RunControl } from '../runtime/progress.js';
 import { Rng } from '../runtime/random.js';
@@ -39,6 +41,7 @@ import {
   latestCheckpoint,
   loadCheckpoint,
   saveCheckpoint,
+  type NamedTensor,
   type TrainState,
 } from '../training/checkpoint.js';
 import { emaBeta } from '../training/ema.js';
@@ -46,7 +49,7 @@ import { familyOfSpec, generatorFamily } from '../training/families/index.js';
 import type { BaseSpec, FamilyTrainer } from '../training/family.js';
 import { readRunOptions, sampleGrid } from '../training/loop.js';
 import { createRunDir, dataName } from '../training/run-dir.js';
-import { FederationOptionsSchema, type FederationOptions } from './options.js';
+import { FederationOptionsSchema, serverOptimizerOf, type FederationOptions } from './options.js';
 import {
   Assembler,
   chunksOf,
@@ -55,6 +58,7 @@ import {
   readWeights,
   sharedGroups,
   assignWeights,
+  trainableMask,
   type Payload,
 } from './payload.js';
 import {
@@ -68,7 +72,15 @@ import {
   Update,
   type UpdateHeader,
 } from './proto/federation.js';
-import { chooseParticipants, emaInPlace, fedAvg, screenUpdates, type SiteUpdate } from './strategy.js';
+import {
+  chooseParticipants,
+  emaInPlace,
+  fedAvg,
+  screenUpdates,
+  serverStep,
+  type ServerOptimizerState,
+  type SiteUpdate,
+} from './strategy.js';
 import { isSiteName } from './certs.js';
 import { peerSiteName } from './tls.js';
 
@@ -101,6 +113,9 @@ export interface FederationResult {
   readonly seconds: number;
   readonly sites: readonly string[];
 }
+
+/** The checkpoint group holding the server optimiser's buffers (`m`, and `v` for adam). */
+export const SERVER_GROUP = 'server';
 
 /** The round log in a federated run directory: one `RoundRecord` per line. */
 export const ROUNDS_FILE = 'rounds.jsonl';
@@ -531,6 +546,8 @@ class Coordinator {
     let nimg = 0;
     let elapsedBefore = 0;
     let rng: Rng;
+    /** The server optimiser's buffers (checkpoint group `server`). */
+    const server: ServerOptimizerState = { m: null, v: null };
     if (resumed) {
       const dir = await latestCheckpoint(runDir);
       if (!dir) throw new FederationError(`the federated run ${runDir} has no checkpoint to resume from`);
@@ -540,6 +557,11 @@ class Coordinator {
         spec = opened.spec;
         trainer = opened.family.trainer(spec, options);
         await trainer.restore({ weights: ckpt.weights, order: ckpt.order }, ckpt.state.family, ckpt.dir);
+        const saved = ckpt.weights[SERVER_GROUP];
+        for (const key of ['m', 'v'] as const) {
+          const t = saved?.[key];
+          if (t) server[key] = ((await t.data()) as Float32Array).slice();
+        }
       } finally {
         disposeWeightSets(ckpt.weights);
       }
@@ -566,6 +588,16 @@ class Coordinator {
     let lastGrid = -Infinity;
     try {
       const shared = await sharedGroups(trainer, o.shareD);
+      const trainable = await trainableMask(trainer, shared);
+      const serverOptimizer = serverOptimizerOf(o);
+      for (const key of ['m', 'v'] as const) {
+        const b = server[key];
+        if (b && b.length !== trainable.length)
+          throw new CheckpointError(
+            `the server optimiser's ${key} has ${b.length} values, the shared weights ${trainable.length}`,
+            { file: runDir, field: `${SERVER_GROUP}/${key}` },
+          );
+      }
       const ema = await readWeights(trainer, ['G_ema']);
       const grid = trainer.sampler(classNames);
       const optionsJson = JSON.stringify(options);
@@ -660,7 +692,7 @@ class Coordinator {
           continue;
         }
         const examples = screened.accepted.reduce((s, u) => s + u.examples, 0);
-        const next = fedAvg(screened.accepted);
+        const next = serverStep(global.buffer, fedAvg(screened.accepted), trainable, serverOptimizer, server);
         await assignWeights(trainer, { tensors: global.tensors, buffer: next }, `round ${round}'s aggregate`);
         const gLength = global.tensors
           .filter((t) => t.group === 'G')
@@ -674,6 +706,10 @@ class Coordinator {
         // Checkpoint (atomic), federation state, then the round's line: a coordinator killed in between
         // resumes from the checkpoint and rewrites nothing it already wrote.
         const snapshot = await trainer.checkpoint();
+        const serverTensors: NamedTensor[] = (['m', 'v'] as const).flatMap((key) => {
+          const b = server[key];
+          return b ? [{ name: key, tensor: tf.tensor1d(b) }] : [];
+        });
         try {
           const state: TrainState = {
             step: round * o.localSteps,
@@ -687,9 +723,14 @@ class Coordinator {
             classCounts: totalCounts([...this.#sites.values()], classNames.length),
             family: snapshot.state,
           };
-          lastCheckpoint = await saveCheckpoint(runDir, state, snapshot.groups, options.keepCheckpoints);
+          const groups =
+            serverTensors.length > 0
+              ? { ...snapshot.groups, [SERVER_GROUP]: serverTensors }
+              : snapshot.groups;
+          lastCheckpoint = await saveCheckpoint(runDir, state, groups, options.keepCheckpoints);
         } finally {
           snapshot.release();
+          for (const t of serverTensors) t.tensor.dispose();
         }
         await this.#writeState(runDir, rng);
         if (round === o.rounds || elapsed() - lastGrid >= options.tickSeconds) {

@@ -6,8 +6,11 @@
 import { z } from 'zod';
 import { resolveOptions } from '../config/data-options.js';
 import { ConfigError } from '../runtime/errors.js';
+import type { ServerOptimizerSettings } from './strategy.js';
 
 export const STRATEGIES = ['fedavg', 'fedprox'] as const;
+/** How the coordinator applies the round's average (strategy.ts): as is, FedAvgM, or FedAdam. */
+export const SERVER_OPTIMIZERS = ['none', 'momentum', 'adam'] as const;
 
 export const FederationOptionsSchema = z
   .object({
@@ -28,6 +31,16 @@ export const FederationOptionsSchema = z
     strategy: z.enum(STRATEGIES).default('fedavg'),
     /** FedProx μ (strategy fedprox). */
     proxMu: z.number().min(0).default(0.01),
+    /** The server optimiser stepping from the global weights toward the round's average (strategy.ts). */
+    serverOptimizer: z.enum(SERVER_OPTIMIZERS).default('none'),
+    /** Its learning rate η (default 1 for none and momentum; adam needs it given). */
+    serverLr: z.number().positive().max(100).optional(),
+    /** β of momentum, β₁ of adam. */
+    serverMomentum: z.number().min(0).lt(1).default(0.9),
+    /** β₂ of adam. */
+    serverBeta2: z.number().min(0).lt(1).default(0.99),
+    /** τ of adam (its √v floor). */
+    serverTau: z.number().positive().default(1e-3),
     /** Share D too (FedAvg of G and D); false: only G travels and every site keeps its own D. */
     shareD: z.boolean().default(true),
     /** An update moving the weights by more than this × the round's median update norm is rejected (≥ 3 updates). */
@@ -53,5 +66,21 @@ export function resolveFederationOptions(
       expected: `≤ ${o.minSites}`,
       found: String(o.minFit),
     });
+  if (o.serverOptimizer === 'adam' && o.serverLr === undefined)
+    throw new ConfigError(
+      "the adam server optimiser needs its learning rate (its steps are η-sized whatever the sites' updates; try 1e-3)",
+      { field: 'serverLr', expected: 'a positive number', found: 'nothing' },
+    );
   return o;
+}
+
+/** The server optimiser's settings from validated options. */
+export function serverOptimizerOf(o: FederationOptions): ServerOptimizerSettings {
+  return {
+    kind: o.serverOptimizer,
+    lr: o.serverLr ?? 1,
+    momentum: o.serverMomentum,
+    beta2: o.serverBeta2,
+    tau: o.serverTau,
+  };
 }

@@ -152,6 +152,19 @@ export async function readWeights(trainer: FamilyTrainer, groups: readonly strin
   return { tensors: live.map((w) => w.spec), buffer };
 }
 
+/** Per value of `readWeights(trainer, groups)`: 1 where the weight is trained, 0 for running statistics. */
+export async function trainableMask(trainer: FamilyTrainer, groups: readonly string[]): Promise<Uint8Array> {
+  const live = await liveWeights(trainer, groups);
+  const mask = new Uint8Array(live.reduce((n, w) => n + elements(w.spec.shape), 0));
+  let at = 0;
+  for (const w of live) {
+    const n = elements(w.spec.shape);
+    if (w.variable.trainable) mask.fill(1, at, at + n);
+    at += n;
+  }
+  return mask;
+}
+
 /** Assigns `payload` to the trainer's variables (its manifest must match the trainer's groups exactly). */
 export async function assignWeights(trainer: FamilyTrainer, payload: Payload, where: string): Promise<void> {
   const groups = [...new Set(payload.tensors.map((t) => t.group))];

@@ -11,6 +11,18 @@
  * weights, θ ← θ − c (θ − θ_global) with c = min(1, lr · μ). (Adding μ(θ − θ_global) to the gradient would be
  * rescaled by Adam's per-weight normalisation, turning the pull into a sign-like step.)
  *
+ * Server optimiser (Reddi et al. 2021, "Adaptive federated optimization"): the round's average θ̄ is not
+ * taken as is but read as a pseudo-gradient Δ = θ̄ − θ_global, stepped by an optimiser on the coordinator:
+ *     none      θ ← θ_global + η Δ                                   (η = 1: FedAvg itself)
+ *     momentum  m ← β m + Δ;  θ ← θ_global + η m                     (FedAvgM, Hsu et al. 2019)
+ *     adam      m ← β₁ m + (1 − β₁) Δ;  v ← β₂ v + (1 − β₂) Δ²;
+ *               θ ← θ_global + η m / (√v + τ)                          (FedAdam, no bias correction, as Reddi)
+ * Only trained weights take the step; running statistics (batch-norm means and variances) take θ̄ itself,
+ * since momentum on a variance could carry it below zero. With S sites each taking E local steps, FedAvg
+ * makes E updates of the global model per round where a central run on the same images makes S·E; momentum
+ * β carries each round's move into later rounds, 1/(1 − β) times in all along a steady direction.
+ * m and v are part of the run's checkpoint (group `server`), so a resumed coordinator continues them.
+ *
  * Generator EMA on the coordinator: after each round, G_ema ← β G_ema + (1 − β) G with
  * β = 0.5^(images this round / half-life in images), the same rule (and ramp-up) as centralised training
  * (training/ema.ts), so a federated run's G_ema averages over as many images as a central run's.
@@ -49,6 +61,65 @@ export function fedAvg(updates: readonly SiteUpdate[]): Float32Array {
     for (let i = 0; i < n; i++) acc[i]! += w * x[i]!;
   }
   return Float32Array.from(acc);
+}
+
+/** How the coordinator steps from the global weights to the round's average (module header). */
+export interface ServerOptimizerSettings {
+  readonly kind: 'none' | 'momentum' | 'adam';
+  /** η. */
+  readonly lr: number;
+  /** β (momentum) or β₁ (adam). */
+  readonly momentum: number;
+  /** β₂ (adam). */
+  readonly beta2: number;
+  /** τ (adam). */
+  readonly tau: number;
+}
+
+/** The server optimiser's buffers (null until the first round, or for `none`). */
+export interface ServerOptimizerState {
+  m: Float32Array | null;
+  v: Float32Array | null;
+}
+
+/**
+ * The next global weights from `global` and the round's average `averaged` (module header); `trainable[i]`
+ * is 0 where the value is a running statistic (it takes the average). Updates `state` in place.
+ */
+export function serverStep(
+  global: Float32Array,
+  averaged: Float32Array,
+  trainable: Uint8Array,
+  settings: ServerOptimizerSettings,
+  state: ServerOptimizerState,
+): Float32Array {
+  const n = global.length;
+  if (averaged.length !== n || trainable.length !== n)
+    throw new RangeError('serverStep: the global weights, the average and the mask differ in length');
+  const { kind, lr, momentum: b1, beta2: b2, tau } = settings;
+  if (kind === 'none' && lr === 1) return averaged;
+  const out = new Float32Array(n);
+  if (kind !== 'none') state.m ??= new Float32Array(n);
+  if (kind === 'adam') state.v ??= new Float32Array(n);
+  const m = state.m;
+  const v = state.v;
+  for (let i = 0; i < n; i++) {
+    if (!trainable[i]) {
+      out[i] = averaged[i]!;
+      continue;
+    }
+    const delta = averaged[i]! - global[i]!;
+    if (kind === 'none') out[i] = global[i]! + lr * delta;
+    else if (kind === 'momentum') {
+      m![i] = b1 * m![i]! + delta;
+      out[i] = global[i]! + lr * m![i]!;
+    } else {
+      m![i] = b1 * m![i]! + (1 - b1) * delta;
+      v![i] = b2 * v![i]! + (1 - b2) * delta * delta;
+      out[i] = global[i]! + (lr * m![i]!) / (Math.sqrt(v![i]!) + tau);
+    }
+  }
+  return out;
 }
 
 /** G_ema ← β G_ema + (1 − β) G, in place (β = 0: a copy). */

@@ -270,10 +270,19 @@ function answer(s: StudySummary): Html {
       : `${seeds} classifier seed${seeds === 1 ? '' : 's'} and ${s.config.generatorSeeds} generator seed${s.config.generatorSeeds === 1 ? '' : 's'} per condition.`;
   return h`<section id="answer"><h2>The answer</h2>
 ${list}
+${failuresNote(s)}
 <h3>How to read the statistics</h3>
 <p class="callout">${s.statistics}</p>
 ${note(`Test set: ${s.testCount} real images (${classList(s.classNames, s.testClassCounts)}), the same for every condition. ${seedNote}`)}
 </section>`;
+}
+
+/** Jobs that failed (queued studies): what is missing from the tables below, and why. */
+function failuresNote(s: StudySummary): Html | null {
+  if (s.failures.length === 0) return null;
+  return h`<h3>Failed jobs</h3>
+<p class="callout">${s.failures.length} job${s.failures.length === 1 ? '' : 's'} failed and ${s.failures.length === 1 ? 'is' : 'are'} missing from the results below; <code>medsynth study --resume</code> tries ${s.failures.length === 1 ? 'it' : 'them'} again.</p>
+<ul>${s.failures.map((f) => h`<li><code>${f.kind === 'pool' ? `generator ${f.id}` : f.id}</code>: ${f.error}</li>`)}</ul>`;
 }
 
 function generatorEntryText(e: StudySummary['config']['generators'][number]): string {

@@ -205,6 +205,10 @@ async function readSummary(dir: string): Promise<StudySummary> {
       throw new StudyError('results.json is incomplete', { file, field: key, expected: 'a list' });
   if (!isObject(value['config']))
     throw new StudyError('results.json is incomplete', { file, field: 'config', expected: 'an object' });
+  // Studies written before queued runs have no failures list.
+  if (value['failures'] === undefined) value['failures'] = [];
+  else if (!Array.isArray(value['failures']))
+    throw new StudyError('results.json is damaged', { file, field: 'failures', expected: 'a list' });
   return value as unknown as StudySummary;
 }
 

@@ -30,7 +30,9 @@ export type ErrorCode =
   | 'TRAINING_ERROR'
   | 'STUDY_ERROR'
   | 'FILESYSTEM_ERROR'
-  | 'FEDERATION_ERROR';
+  | 'FEDERATION_ERROR'
+  | 'QUEUE_ERROR'
+  | 'ARTIFACT_ERROR';
 
 export class MedsynthError extends Error {
   override readonly name: string = 'MedsynthError';
@@ -122,6 +124,51 @@ export class FederationError extends MedsynthError {
   override readonly name = 'FederationError';
   override readonly code = 'FEDERATION_ERROR';
   override readonly exitCode = 1;
+}
+
+/**
+ * A study queue that cannot be used: Redis unreachable or refusing (password, TLS), a job whose study config
+ * does not match its hash or signature, a job of an unknown kind. A runtime failure (exit 1).
+ */
+export class QueueError extends MedsynthError {
+  override readonly name = 'QueueError';
+  override readonly code = 'QUEUE_ERROR';
+  override readonly exitCode = 1;
+}
+
+/** Why an artifact operation failed (see `ArtifactError`). */
+export type ArtifactErrorReason = 'missing' | 'damaged' | 'refused' | 'unavailable';
+
+export interface ArtifactErrorOptions extends MedsynthErrorOptions {
+  /** The artifact's key (`<namespace>/<sha256 hex>`). */
+  readonly key: string;
+  readonly reason: ArtifactErrorReason;
+}
+
+/**
+ * An artifact of a distributed study (queue/artifacts.ts) that cannot be used: `missing` (no complete copy in
+ * the store), `damaged` (a file or object whose size or SHA-256 is not the manifest's, an unreadable
+ * manifest), `refused` (a folder that cannot be stored as it is — a symlink, a special file —, a destination
+ * that cannot take it, or the wrong kind of artifact for the call) or `unavailable` (the store cannot be
+ * reached or refuses access). Names the key and the file or object. A runtime failure (exit 1).
+ */
+export class ArtifactError extends MedsynthError {
+  override readonly name = 'ArtifactError';
+  override readonly code = 'ARTIFACT_ERROR';
+  override readonly exitCode = 1;
+  readonly key: string;
+  readonly reason: ArtifactErrorReason;
+
+  constructor(message: string, options: ArtifactErrorOptions) {
+    const { key, reason, ...rest } = options;
+    super(message, rest);
+    this.key = key;
+    this.reason = reason;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), key: this.key, reason: this.reason };
+  }
 }
 
 export function isMedsynthError(e: unknown): e is MedsynthError {

@@ -146,6 +146,19 @@ export class StudyStore {
     this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, JSON.stringify(value));
   }
 
+  /** Removes every meta entry whose key starts with `prefix`. */
+  clearMeta(prefix: string): void {
+    this.db.prepare('DELETE FROM meta WHERE substr(key, 1, ?) = ?').run(prefix.length, prefix);
+  }
+
+  /** The meta entries whose key starts with `prefix`, by key (values parsed, not validated). */
+  metaWithPrefix(prefix: string): Map<string, unknown> {
+    const rows = this.db
+      .prepare('SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key')
+      .all(prefix.length, prefix) as { key: string; value: string }[];
+    return new Map(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
+  }
+
   /** Ids of the jobs that have a row (finished). */
   finishedIds(): Set<string> {
     const rows = this.db.prepare('SELECT id FROM jobs').all() as { id: string }[];

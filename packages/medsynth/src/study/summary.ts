@@ -262,6 +262,16 @@ export interface StudySummary {
   /** How the intervals and tests were made, in words (for the report). */
   readonly statistics: string;
   readonly jobs: readonly JobLine[];
+  /** Jobs that failed (queued studies: after their retries, or at once for a deterministic error). */
+  readonly failures: readonly JobFailure[];
+}
+
+/** A job that did not finish, and why. */
+export interface JobFailure {
+  /** The job id, or for a pool job the generator instance's key. */
+  readonly id: string;
+  readonly kind: 'pool' | 'classify';
+  readonly error: string;
 }
 
 type Metrics = {
@@ -508,6 +518,7 @@ export function summariseStudy(
   rows: readonly JobRow[],
   instances: readonly InstanceRecord[] = [],
   trainClassCounts?: readonly number[],
+  failures: readonly JobFailure[] = [],
 ): StudySummary {
   const k = classNames.length;
   const realCounts = trainClassCounts ?? rows.find((r) => r.condition === 'real')?.trainClassCounts ?? [];
@@ -596,6 +607,7 @@ export function summariseStudy(
         seconds: r.seconds,
       };
     }),
+    failures: [...failures],
   };
 }
 

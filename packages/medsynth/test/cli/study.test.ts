@@ -101,6 +101,16 @@ describe('medsynth study (CLI)', () => {
     const missing = cli('study', '--resume', join(dir, 'nowhere'));
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /study/);
+    // Queued studies: a queue that is not a Redis URL, or queue flags without --queue, exit 2 naming the flag.
+    const badQueue = cli('study', '--data', PNEUMONIA, '--preset', 'tiny', '--queue', 'localhost:6379');
+    assert.equal(badQueue.code, 2, badQueue.stderr);
+    assert.match(badQueue.stderr, /--queue/);
+    const stray = cli('study', '--data', PNEUMONIA, '--preset', 'tiny', '--artifacts', join(dir, 'a'));
+    assert.equal(stray.code, 2, stray.stderr);
+    assert.match(stray.stderr, /--artifacts/);
+    const worker = cli('worker', '--queue', 'http://127.0.0.1:6379');
+    assert.equal(worker.code, 2, worker.stderr);
+    assert.match(worker.stderr, /--queue/);
   });
 
   test('SIGKILL mid-study, then --resume: finished rows unchanged, the rest run, results and report written', async () => {

@@ -14,12 +14,17 @@ import {
   type RoundRecord,
 } from '../../src/federated/coordinator.js';
 import { LocalTrainer } from '../../src/federated/local.js';
-import { resolveFederationOptions, type FederationOptionsInput } from '../../src/federated/options.js';
-import type { Payload } from '../../src/federated/payload.js';
+import {
+  resolveFederationOptions,
+  serverOptimizerOf,
+  type FederationOptionsInput,
+} from '../../src/federated/options.js';
+import { trainableMask, type Payload } from '../../src/federated/payload.js';
 import { FederationService } from '../../src/federated/proto/federation.js';
 import { partitionIds } from '../../src/federated/simulate.js';
 import { runSite, type SiteSetup } from '../../src/federated/site.js';
-import { fedAvg } from '../../src/federated/strategy.js';
+import { fedAvg, serverStep, type ServerOptimizerState } from '../../src/federated/strategy.js';
+import { generatorFamily } from '../../src/training/families/index.js';
 import { channelCredentials, serverCredentials } from '../../src/federated/tls.js';
 import { openDataset } from '../../src/data/source.js';
 import { imagesToFloat } from '../../src/data/image/tensors.js';
@@ -101,18 +106,31 @@ function assertClose(got: Float32Array, want: Float32Array): void {
     );
 }
 
-const flat = (m: Record<string, { dataSync(): ArrayLike<number> }>, order: readonly string[]) =>
-  Float32Array.from(order.flatMap((n) => Array.from(m[n]!.dataSync())));
+interface FitCall {
+  readonly round: number;
+  readonly global: Payload;
+  readonly update: Payload;
+  readonly size: number;
+  readonly examples: number;
+}
 
-test('FedAvg of the updates is the next global model, G_ema follows it, and no message carries an image', async () => {
-  // Record what every site trains from and sends back (in-process sites share the class).
-  const calls: { round: number; global: Payload; update: Payload; size: number; examples: number }[] = [];
+/** Records what every site trains from and sends back (in-process sites share the class) until `restore()`. */
+function recordFits(): { calls: FitCall[]; restore(): void } {
+  const calls: FitCall[] = [];
   const fit = LocalTrainer.prototype.fit;
   LocalTrainer.prototype.fit = async function (this: LocalTrainer, global, request, signal) {
     const r = await fit.call(this, global, request, signal);
     calls.push({ round: request.round, global, update: r.payload, size: this.size, examples: r.examples });
     return r;
   };
+  return { calls, restore: () => (LocalTrainer.prototype.fit = fit) };
+}
+
+const flat = (m: Record<string, { dataSync(): ArrayLike<number> }>, order: readonly string[]) =>
+  Float32Array.from(order.flatMap((n) => Array.from(m[n]!.dataSync())));
+
+test('FedAvg of the updates is the next global model, G_ema follows it, and no message carries an image', async () => {
+  const { calls, restore } = recordFits();
   // Record every message's bytes as the server reads and writes them.
   const wire: Buffer[] = [];
   const service = FederationService as unknown as Record<
@@ -241,81 +259,111 @@ test('FedAvg of the updates is the next global model, G_ema follows it, and no m
       `${total} bytes on the wire, ${weights} in weights and headers`,
     );
   } finally {
-    LocalTrainer.prototype.fit = fit;
+    restore();
     for (const [k, m] of saved) Object.assign(service[k]!, m);
   }
 });
 
-test('a coordinator stopped after round 2 resumes from its checkpoint; the sites reconnect by themselves', async () => {
+test('a coordinator stopped after round 2 resumes from its checkpoint (server momentum included); the sites reconnect by themselves', async () => {
   const ids = await Promise.all([0, 1].map((i) => partitionIds(data, 2, i, 0)));
-  const abort = new AbortController();
-  let port = 0;
-  let runDir = '';
-  const sites: Promise<unknown>[] = [];
-  await assert.rejects(
-    runCoordinator(
-      {
-        federation: federation({ rounds: 4 }),
-        train: tiny(),
-        credentials: grpc.ServerCredentials.createInsecure(),
-        authenticated: false,
-        outDir: join(dir, 'runs'),
-      },
-      {
-        signal: abort.signal,
-        onProgress: (e) => {
-          if (e.type === 'checkpoint' && e.step === 4) abort.abort(new Error('killed'));
+  const { calls, restore } = recordFits();
+  const momentum = { serverOptimizer: 'momentum', serverMomentum: 0.5, serverLr: 1.5 } as const;
+  try {
+    const abort = new AbortController();
+    let port = 0;
+    let runDir = '';
+    const sites: Promise<unknown>[] = [];
+    await assert.rejects(
+      runCoordinator(
+        {
+          federation: federation({ rounds: 4, ...momentum }),
+          train: tiny(),
+          credentials: grpc.ServerCredentials.createInsecure(),
+          authenticated: false,
+          outDir: join(dir, 'runs'),
         },
-        onListening: (p, d) => {
-          port = p;
-          runDir = d;
-          for (const [i, name] of ['a', 'b'].entries())
-            sites.push(
-              runSite({
-                name,
-                coordinator: `127.0.0.1:${p}`,
-                credentials: grpc.credentials.createInsecure(),
-                data,
-                subset: { trainImages: ids[i]! },
-                retryMinutes: 1,
-              }),
-            );
+        {
+          signal: abort.signal,
+          onProgress: (e) => {
+            if (e.type === 'checkpoint' && e.step === 4) abort.abort(new Error('killed'));
+          },
+          onListening: (p, d) => {
+            port = p;
+            runDir = d;
+            for (const [i, name] of ['a', 'b'].entries())
+              sites.push(
+                runSite({
+                  name,
+                  coordinator: `127.0.0.1:${p}`,
+                  credentials: grpc.credentials.createInsecure(),
+                  data,
+                  subset: { trainImages: ids[i]! },
+                  retryMinutes: 1,
+                }),
+              );
+          },
         },
-      },
-    ),
-    /killed/,
-  );
-  assert.deepEqual(
-    (await rounds(runDir)).map((r) => r.round),
-    [1, 2],
-  );
-  const result = await runCoordinator({
-    federation: federation({ rounds: 4, port }),
-    train: tiny(),
-    credentials: grpc.ServerCredentials.createInsecure(),
-    authenticated: false,
-    outDir: join(dir, 'runs'),
-    resume: runDir,
-  });
-  const settled = await Promise.allSettled(sites);
-  for (const s of settled) assert.equal(s.status, 'fulfilled', String((s as PromiseRejectedResult).reason));
-  const log = await rounds(runDir);
-  assert.deepEqual(
-    log.map((r) => [r.round, r.accepted.length]),
-    [
+      ),
+      /killed/,
+    );
+    assert.deepEqual(
+      (await rounds(runDir)).map((r) => r.round),
       [1, 2],
-      [2, 2],
-      [3, 2],
-      [4, 2],
-    ],
-  );
-  assert.equal(result.rounds, 4);
-  const ckpt = await loadCheckpoint((await latestCheckpoint(runDir))!, []);
-  assert.equal(ckpt.state.tick, 4);
-  assert.equal(
-    ckpt.state.nimg,
-    log.reduce((s, r) => s + r.examples, 0),
-  );
+    );
+    const result = await runCoordinator({
+      federation: federation({ rounds: 4, port }),
+      train: tiny(),
+      credentials: grpc.ServerCredentials.createInsecure(),
+      authenticated: false,
+      outDir: join(dir, 'runs'),
+      resume: runDir,
+    });
+    const settled = await Promise.allSettled(sites);
+    for (const s of settled) assert.equal(s.status, 'fulfilled', String((s as PromiseRejectedResult).reason));
+    const log = await rounds(runDir);
+    assert.deepEqual(
+      log.map((r) => [r.round, r.accepted.length]),
+      [
+        [1, 2],
+        [2, 2],
+        [3, 2],
+        [4, 2],
+      ],
+    );
+    assert.equal(result.rounds, 4);
+    const ckpt = await loadCheckpoint((await latestCheckpoint(runDir))!, []);
+    assert.equal(ckpt.state.tick, 4);
+    assert.equal(
+      ckpt.state.nimg,
+      log.reduce((s, r) => s + r.examples, 0),
+    );
+    // Each round's global weights follow FedAvgM from the last (η 1.5, β 0.5), across the restart: a
+    // coordinator that lost its momentum buffer would send other weights in round 3.
+    const options = tiny();
+    const family = generatorFamily(options.model);
+    const trainer = family.trainer(family.specFor(options, { channels: 1, numClasses: 2 }), options);
+    const mask = await trainableMask(trainer, ['G', 'D']);
+    trainer.dispose();
+    assert.ok(mask.includes(0) && mask.includes(1), 'the tiny model has running statistics and weights');
+    const state: ServerOptimizerState = { m: null, v: null };
+    const settings = serverOptimizerOf(federation(momentum));
+    for (const r of [1, 2, 3]) {
+      const sent = calls.filter((c) => c.round === r);
+      const averaged = fedAvg(
+        sent.map((c, i) => ({
+          site: String(i),
+          weights: c.update.buffer,
+          size: c.size,
+          examples: c.examples,
+        })),
+      );
+      const want = serverStep(sent[0]!.global.buffer, averaged, mask, settings, state);
+      assert.notDeepEqual(want, averaged);
+      for (const next of calls.filter((c) => c.round === r + 1)) assertClose(next.global.buffer, want);
+    }
+  } finally {
+    restore();
+  }
 });
 
 test('mutual TLS: a site the CA signed takes part; another CA’s certificate, or a certificate for another name, is refused', async () => {

@@ -1,5 +1,6 @@
 // The federation's maths against direct float64 computations: FedAvg weights by images, screening rejects
-// what it must (and only that), participation draws are seeded and sized as documented.
+// what it must (and only that), participation draws are seeded and sized as documented, the server
+// optimisers (none, FedAvgM, FedAdam) follow their recursions over several rounds.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/runtime/random.js';
@@ -10,7 +11,12 @@ import {
   median,
   proximalCoefficient,
   screenUpdates,
+  serverStep,
+  type ServerOptimizerSettings,
+  type ServerOptimizerState,
 } from '../../src/federated/strategy.js';
+import { resolveFederationOptions, serverOptimizerOf } from '../../src/federated/options.js';
+import { ConfigError } from '../../src/runtime/errors.js';
 
 function randomWeights(n: number, seed: number, scale = 1): Float32Array {
   const rng = new Rng(seed);
@@ -118,4 +124,95 @@ test('EMA, median and the proximal coefficient', () => {
   assert.equal(median([4, 1, 2, 3]), 2.5);
   assert.ok(Math.abs(proximalCoefficient(2e-4, 0.01) - 2e-6) < 1e-18);
   assert.equal(proximalCoefficient(1, 5), 1);
+});
+
+const settings = (extra: Partial<ServerOptimizerSettings>): ServerOptimizerSettings => ({
+  kind: 'none',
+  lr: 1,
+  momentum: 0.9,
+  beta2: 0.99,
+  tau: 1e-3,
+  ...extra,
+});
+
+test('server optimisers: none (η), FedAvgM and FedAdam follow their recursions; running statistics take the average', () => {
+  const n = 500;
+  // Every 5th value is a running statistic (mask 0).
+  const mask = Uint8Array.from({ length: n }, (_, i) => (i % 5 === 0 ? 0 : 1));
+  const rounds = [1, 2, 3, 4].map((r) => randomWeights(n, 100 + r, 0.01));
+  const cases: {
+    s: ServerOptimizerSettings;
+    step: (d: number, m: number, v: number) => [number, number, number];
+  }[] = [
+    { s: settings({ lr: 0.5 }), step: (d) => [0.5 * d, 0, 0] },
+    {
+      s: settings({ kind: 'momentum', lr: 1.5, momentum: 0.7 }),
+      step: (d, m) => {
+        const m2 = 0.7 * m + d;
+        return [1.5 * m2, m2, 0];
+      },
+    },
+    {
+      s: settings({ kind: 'adam', lr: 0.01, momentum: 0.9, beta2: 0.99, tau: 1e-3 }),
+      step: (d, m, v) => {
+        const m2 = 0.9 * m + 0.1 * d;
+        const v2 = 0.99 * v + 0.01 * d * d;
+        return [(0.01 * m2) / (Math.sqrt(v2) + 1e-3), m2, v2];
+      },
+    },
+  ];
+  for (const { s, step } of cases) {
+    const state: ServerOptimizerState = { m: null, v: null };
+    let global = randomWeights(n, 7);
+    const want = Float64Array.from(global);
+    const m = new Float64Array(n);
+    const v = new Float64Array(n);
+    for (const noise of rounds) {
+      // The round's average: the global weights moved by a consistent drift plus noise.
+      const averaged = Float32Array.from(global, (x, i) => x + 0.02 + noise[i]!);
+      const got = serverStep(global, averaged, mask, s, state);
+      for (let i = 0; i < n; i++) {
+        if (!mask[i]) {
+          want[i] = averaged[i]!;
+          continue;
+        }
+        const [move, m2, v2] = step(averaged[i]! - global[i]!, m[i]!, v[i]!);
+        m[i] = m2;
+        v[i] = v2;
+        want[i] = global[i]! + move;
+      }
+      for (let i = 0; i < n; i++)
+        assert.ok(
+          Math.abs(got[i]! - want[i]!) <= 1e-5 * Math.max(1, Math.abs(want[i]!)),
+          `${s.kind} weight ${i}: ${got[i]} vs ${want[i]}`,
+        );
+      global = got;
+    }
+    assert.equal(state.m === null, s.kind === 'none');
+    assert.equal(state.v === null, s.kind !== 'adam');
+  }
+  // FedAvgM with β = 0 and η = 1 is FedAvg: the average itself.
+  const g = randomWeights(n, 1);
+  const avg = randomWeights(n, 2);
+  const plain = serverStep(g, avg, mask, settings({ kind: 'momentum', momentum: 0 }), { m: null, v: null });
+  for (let i = 0; i < n; i++) assert.ok(Math.abs(plain[i]! - avg[i]!) < 1e-6);
+  assert.throws(() => serverStep(g, avg.subarray(1), mask, settings({}), { m: null, v: null }), RangeError);
+});
+
+test('server optimiser options: defaults are FedAvg; adam needs its learning rate', () => {
+  const base = { rounds: 2, localSteps: 1 };
+  assert.deepEqual(serverOptimizerOf(resolveFederationOptions(base)), settings({}));
+  assert.equal(
+    serverOptimizerOf(resolveFederationOptions({ ...base, serverOptimizer: 'momentum', serverMomentum: 0.5 }))
+      .momentum,
+    0.5,
+  );
+  assert.throws(
+    () => resolveFederationOptions({ ...base, serverOptimizer: 'adam' }),
+    (e: unknown) => e instanceof ConfigError && e.context.field === 'serverLr',
+  );
+  assert.equal(
+    serverOptimizerOf(resolveFederationOptions({ ...base, serverOptimizer: 'adam', serverLr: 1e-3 })).lr,
+    1e-3,
+  );
 });

@@ -311,6 +311,7 @@ function handMadeSummary(generator: string): StudySummary {
     judgement: { direction: 'none', basis: 'neither test finds a difference' },
   };
   return {
+    failures: [],
     format: 'medsynth-study-results',
     version: 2,
     createdAt: '2026-12-06T00:00:00.000Z',

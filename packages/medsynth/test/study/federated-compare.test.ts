@@ -35,8 +35,20 @@ test('compare: central, IID and non-IID runs of equal images seen, scored by one
       classifiers: [{ name: 'cnn', base: 'cnn', options: { epochs: 1, width: 8 } }],
     },
   });
-  const images = 2 * 3 * train.batchSize * train.dSteps * 2;
+  // Split batch (the default): each of the 2 sites takes ⌊batch / 2⌋ images a step, so the federated runs
+  // make as many updates (rounds × local steps) as the central run makes steps.
+  const siteBatch = Math.floor(train.batchSize / 2);
+  const images = 2 * 3 * siteBatch * train.dSteps * 2;
   assert.equal(result.imagesSeen, images);
+  assert.equal(result.siteBatchSize, siteBatch);
+  const siteOptions = JSON.parse(await readFile(join(result.runs[1]!.runDir, 'options.json'), 'utf8')) as {
+    batchSize: number;
+  };
+  assert.equal(siteOptions.batchSize, siteBatch);
+  const centralOptions = JSON.parse(await readFile(join(result.runs[0]!.runDir, 'options.json'), 'utf8')) as {
+    batchSize: number;
+  };
+  assert.equal(centralOptions.batchSize, train.batchSize);
   assert.deepEqual(
     result.runs.map((r) => r.name),
     ['central', 'federated-iid', 'federated-noniid'],
