@@ -43,6 +43,7 @@ import type {
   LabelledImages,
   TrainedClassifier,
 } from './types.js';
+import { yieldToEventLoop } from '../runtime/yield.js';
 
 const MONITORS = ['valLoss', 'valAccuracy', 'valBalancedAccuracy'] as const;
 export type CnnMonitor = (typeof MONITORS)[number];
@@ -562,7 +563,6 @@ function setLearningRate(optimizer: tf.AdamOptimizer, lr: number): void {
 }
 
 /** Lets timers and abort signals run between batches. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Trains a CNN on `train` (Adam, class-weighted cross-entropy). With `options.validation`, each epoch ends

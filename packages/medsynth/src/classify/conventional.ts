@@ -46,6 +46,7 @@ import {
   type TextureOptions,
 } from './texture.js';
 import type { ClassificationEvaluation, EpochRecord, LabelledImages, TrainedClassifier } from './types.js';
+import { yieldToEventLoop } from '../runtime/yield.js';
 
 export const CONVENTIONAL_LEARNERS = ['random-forest', 'logistic-regression'] as const;
 export type ConventionalLearner = (typeof CONVENTIONAL_LEARNERS)[number];
@@ -140,7 +141,6 @@ interface FittedLearner {
 }
 
 /** Lets timers and abort signals run between chunks of work. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const FEATURE_CHUNK = 256;
 

@@ -62,7 +62,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--cache-dir <dir>', 'feature-extractor cache (default $MEDSYNTH_CACHE or ~/.cache/medsynth)')
     .option(
       '--lock-seconds <s>',
-      'a job whose worker is silent this long goes to another worker (default 60)',
+      'a job whose worker is silent this long goes to another worker (default 300)',
       atLeast('--lock-seconds', 1),
     )
     .option(

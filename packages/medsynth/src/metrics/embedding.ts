@@ -43,6 +43,7 @@ import type { ExtractorInfo } from './features/types.js';
 import { sampleWithoutReplacement } from './kid.js';
 import { matmul, meanCovariance, symmetricEigen } from './linalg.js';
 import { proportionalCounts } from './quota.js';
+import { yieldToEventLoop } from '../runtime/yield.js';
 
 export * from './embedding-map.js';
 
@@ -218,7 +219,7 @@ export async function umap2(m: Matrix, o: Umap2Options): Promise<Float64Array> {
     if ((e + 1) % 25 === 0 || e + 1 === epochs) {
       o.onProgress?.({ type: 'tick', phase: 'embedding: UMAP', done: e + 1, total: epochs, unit: 'epoch' });
       // let an interrupt (SIGINT → abort) land between epochs
-      await new Promise((r) => setImmediate(r));
+      await yieldToEventLoop();
       o.signal?.throwIfAborted();
     }
   }

@@ -57,7 +57,7 @@ export interface WorkerSetup {
   readonly secret?: string | undefined;
   /** Feature-extractor cache root (evaluations). */
   readonly cacheDir?: string | undefined;
-  /** Seconds a job's lock lasts without renewal; a worker silent for longer is taken as dead (default 60). */
+  /** Seconds a job's lock lasts without renewal; a worker silent for longer is taken as dead (default 300: long synchronous stretches — a PRDC or memorisation pass — must not look like death). */
   readonly lockSeconds?: number | undefined;
   /** Seconds between checks for jobs whose worker died (default 30). */
   readonly stalledSeconds?: number | undefined;
@@ -250,7 +250,7 @@ export async function runWorker(setup: WorkerSetup, control: RunControl = {}): P
   const worker = new Worker(QUEUE_NAME, processor, {
     connection,
     concurrency: 1,
-    lockDuration: (setup.lockSeconds ?? 60) * 1000,
+    lockDuration: (setup.lockSeconds ?? 300) * 1000,
     stalledInterval: (setup.stalledSeconds ?? 30) * 1000,
     maxStalledCount: 3,
     name: `${hostname()}:${process.pid}`,

@@ -34,6 +34,7 @@ import { familyOfSpec, generatorFamily } from './families/index.js';
 import type { BaseSpec, FamilyTrainer, GeneratorFamily, StepStats } from './family.js';
 import { BatchSampler, loadRealSet, type RealSet } from './real-data.js';
 import { createRunDir, dataName } from './run-dir.js';
+import { Yielder } from '../runtime/yield.js';
 
 export interface TickStats {
   readonly tick: number;
@@ -421,7 +422,10 @@ async function runTraining(
 
     let stoppedBy: TrainResult['stoppedBy'] = 'kimg';
     let lastTickTime = performance.now();
+    // Steps are synchronous: give timers and I/O (a queue worker's lock renewal, Ctrl-C) a turn now and then.
+    const yielder = new Yielder();
     for (;;) {
+      await yielder.maybe();
       if (nimg >= totalImages) {
         stoppedBy = 'kimg';
         break;
