@@ -147,6 +147,12 @@ interface StudyContext {
   readonly pools: Map<string, Labelled>;
 }
 
+/** Keeps the pools of the last few instances (the classifier jobs of one instance come together). */
+function remember(ctx: StudyContext, key: string, pool: Labelled): void {
+  if (!ctx.pools.has(key) && ctx.pools.size >= 4) ctx.pools.delete(ctx.pools.keys().next().value!);
+  ctx.pools.set(key, pool);
+}
+
 const unrecoverable = (e: unknown): boolean =>
   e instanceof QueueError || (isMedsynthError(e) && e.exitCode === 2);
 
@@ -206,7 +212,7 @@ export async function runWorker(setup: WorkerSetup, control: RunControl = {}): P
       ...control,
       cacheDir: setup.cacheDir,
     });
-    ctx.pools.set(instance.key, pool.set);
+    remember(ctx, instance.key, pool.set);
     await store.putFile(keys.pool, encodePool(pool.set));
     await store.putDir(keys.folder, join(root, 'generators', instance.key));
     const result: PoolResult = { record: pool.record, folder: keys.folder, pool: keys.pool, root };
@@ -223,9 +229,7 @@ export async function runWorker(setup: WorkerSetup, control: RunControl = {}): P
       if (!pool) {
         const key = instanceArtifacts(p.studyHash, job.instance.key).pool;
         pool = decodePool(await storeAt(p.artifacts).getFile(key), `the pool of ${job.instance.key}`);
-        // Keep the pools of the last few instances (classifier jobs of one instance come together).
-        if (ctx.pools.size >= 4) ctx.pools.delete(ctx.pools.keys().next().value!);
-        ctx.pools.set(job.instance.key, pool);
+        remember(ctx, job.instance.key, pool);
       }
     }
     emit?.({ type: 'phase', phase: `job ${job.id}` });
