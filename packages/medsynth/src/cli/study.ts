@@ -256,7 +256,11 @@ export function registerStudyCommand(program: Command): void {
           ? { url: flags.queue, artifacts: flags.artifacts, ca: flags.redisCa }
           : undefined;
       // A bad URL or CA file is refused now, not after the real images are loaded.
-      if (queue) (await import('../queue/connection.js')).redisOptions(queue.url, { ca: queue.ca });
+      if (queue) {
+        (await import('../queue/connection.js')).redisOptions(queue.url, { ca: queue.ca });
+        if (queue.artifacts !== undefined)
+          (await import('../queue/artifacts.js')).parseArtifactLocation(queue.artifacts);
+      }
       if (queue === undefined && (flags.artifacts !== undefined || flags.redisCa !== undefined))
         throw new ConfigError('--artifacts and --redis-ca go with --queue', {
           field: flags.artifacts !== undefined ? '--artifacts' : '--redis-ca',
