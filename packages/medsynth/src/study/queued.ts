@@ -177,9 +177,12 @@ export async function runQueued(
     for (const j of jobs) if (j.instance?.key === key && !done.has(j.id)) await classify(j);
   };
 
-  const handle = async (id: string, job: Job | undefined) => {
+  const handle = async (id: string) => {
     const o = outstanding.get(id);
     if (!o) return;
+    const state = await queue.getJobState(id);
+    // Read after its state: a job read first may finish in between, and then carry no result.
+    const job = state === 'unknown' ? undefined : await queue.getJob(id);
     if (!job) {
       // Redis lost it (restarted without persistence): enqueue it again.
       emit?.({ type: 'warning', message: `the queue lost ${o.kind} job ${o.id}; enqueued again` });
@@ -187,43 +190,50 @@ export async function runQueued(
       await enqueue(o);
       return;
     }
-    const state = await job.getState();
     if (state === 'completed') {
       outstanding.delete(id);
-      if (o.kind === 'pool') await poolFinished(o.id, job.returnvalue);
-      else {
-        const row = decodeRow(job.returnvalue, `job ${o.id}`);
-        if (row.id !== o.id) throw new QueueError(`a worker answered job ${o.id} with ${row.id}'s row`);
-        store.putJob(row);
-        done.add(o.id);
-        ran++;
-        finished++;
-        emit?.({
-          type: 'metric',
-          name: `${o.id} accuracy`,
-          value: (row.metrics as { accuracy: number }).accuracy,
-        });
+      try {
+        if (o.kind === 'pool') await poolFinished(o.id, job.returnvalue);
+        else recordRow(o.id, job.returnvalue);
+      } catch (e) {
+        // A result this coordinator cannot use (another medsynth version's?) fails the job, not the study.
+        if (!(e instanceof QueueError)) throw e;
+        failed(o, e.message);
       }
       await logJob(o, job, state);
       await job.remove().catch(() => {});
       progress();
     } else if (state === 'failed' && (job.attemptsMade >= attempts || job.finishedOn !== undefined)) {
       outstanding.delete(id);
-      const error = job.failedReason || 'failed';
-      const fail = (f: QueueFailure) => {
-        failures.push(f);
-        store.setMeta(`failed:${f.id}`, f);
-        emit?.({ type: 'warning', message: `${f.kind} job ${f.id} failed: ${f.error}` });
-      };
-      fail({ id: o.id, kind: o.kind, error });
-      if (o.kind === 'pool') {
-        poolsDone++;
-        for (const j of jobs)
-          if (j.instance?.key === o.id && !done.has(j.id))
-            fail({ id: j.id, kind: 'classify', error: `its generator instance ${o.id} failed: ${error}` });
-      }
+      failed(o, job.failedReason || 'failed');
       await logJob(o, job, state);
       progress();
+    }
+  };
+
+  const recordRow = (id: string, value: unknown) => {
+    const row = decodeRow(value, `job ${id}`);
+    if (row.id !== id) throw new QueueError(`a worker answered job ${id} with ${row.id}'s row`);
+    store.putJob(row);
+    done.add(id);
+    ran++;
+    finished++;
+    emit?.({ type: 'metric', name: `${id} accuracy`, value: (row.metrics as { accuracy: number }).accuracy });
+  };
+
+  /** Records `o` as failed (a pool: its classifier jobs too). */
+  const failed = (o: Outstanding, error: string) => {
+    const fail = (f: QueueFailure) => {
+      failures.push(f);
+      store.setMeta(`failed:${f.id}`, f);
+      emit?.({ type: 'warning', message: `${f.kind} job ${f.id} failed: ${f.error}` });
+    };
+    fail({ id: o.id, kind: o.kind, error });
+    if (o.kind === 'pool') {
+      poolsDone++;
+      for (const j of jobs)
+        if (j.instance?.key === o.id && !done.has(j.id))
+          fail({ id: j.id, kind: 'classify', error: `its generator instance ${o.id} failed: ${error}` });
     }
   };
 
@@ -244,7 +254,7 @@ export async function runQueued(
   };
 
   const sweep = async () => {
-    for (const id of [...outstanding.keys()]) await handle(id, await queue.getJob(id));
+    for (const id of [...outstanding.keys()]) await handle(id);
   };
 
   try {
