@@ -65,7 +65,9 @@ test('a site killed mid-round: the round completes with the others; the site res
         localSteps: 25,
         minSites: 3,
         port: 0,
-        roundTimeoutSeconds: 15,
+        // Long enough for 3 site processes to train 25 steps on a loaded 2-core machine (15 s was not, once);
+        // round 2 waits all of it for the killed site.
+        roundTimeoutSeconds: 30,
         joinTimeoutSeconds: 120,
       }),
       train: tinyTrainOptions(() => ({ kimg: 1 }))(),
