@@ -18,6 +18,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { artifactKey } from './artifacts.js';
 import { QueueError } from '../runtime/errors.js';
 import type { StudyConfig } from '../study/config.js';
 import type { JobRow } from '../study/store.js';
@@ -193,6 +194,15 @@ export function decodePoolResult(value: unknown, where: string): PoolResult {
       found: parsed.error.issues[0]!.message,
     });
   return parsed.data;
+}
+
+/** The artifact keys of an instance's folder, pool and record. */
+export function instanceArtifacts(hash: string, instanceKey: string) {
+  return {
+    folder: artifactKey('generator', hash, instanceKey),
+    pool: artifactKey('pool', hash, instanceKey),
+    record: artifactKey('record', hash, instanceKey),
+  };
 }
 
 export type { InstanceRecord };

@@ -34,10 +34,11 @@ import {
   type Labelled,
   type RealData,
 } from '../study/stages.js';
-import { artifactKey, openArtifactStore, type ArtifactStore } from './artifacts.js';
+import { openArtifactStore, type ArtifactStore } from './artifacts.js';
 import { connectRedis } from './connection.js';
 import {
   encodeRow,
+  instanceArtifacts,
   QUEUE_NAME,
   SECRET_ENV,
   verifyPayload,
@@ -68,15 +69,6 @@ export interface WorkerSetup {
 export interface WorkerResult {
   readonly completed: number;
   readonly failed: number;
-}
-
-/** The artifact keys of an instance's folder, pool and record. */
-export function instanceArtifacts(hash: string, instanceKey: string) {
-  return {
-    folder: artifactKey('generator', hash, instanceKey),
-    pool: artifactKey('pool', hash, instanceKey),
-    record: artifactKey('record', hash, instanceKey),
-  };
 }
 
 /** A synthetic pool as bytes: a JSON header line, then the pixels, then the labels (int32 LE). */

@@ -32,6 +32,7 @@ import { connectRedis, safeQueueUrl } from '../queue/connection.js';
 import {
   decodePoolResult,
   decodeRow,
+  instanceArtifacts,
   makePayload,
   QUEUE_NAME,
   queueJobId,
@@ -39,7 +40,6 @@ import {
   studyHash,
   type JobPayload,
 } from '../queue/protocol.js';
-import { instanceArtifacts } from '../queue/worker.js';
 import { QueueError } from '../runtime/errors.js';
 import type { RunControl } from '../runtime/progress.js';
 import type { StudyConfig } from './config.js';

@@ -126,6 +126,12 @@ function recordFits(): { calls: FitCall[]; restore(): void } {
   return { calls, restore: () => (LocalTrainer.prototype.fit = fit) };
 }
 
+/** FedAvg of the updates the sites sent in `calls`. */
+const averageOf = (calls: readonly FitCall[]) =>
+  fedAvg(
+    calls.map((c, i) => ({ site: String(i), weights: c.update.buffer, size: c.size, examples: c.examples })),
+  );
+
 const flat = (m: Record<string, { dataSync(): ArrayLike<number> }>, order: readonly string[]) =>
   Float32Array.from(order.flatMap((n) => Array.from(m[n]!.dataSync())));
 
@@ -174,14 +180,7 @@ test('FedAvg of the updates is the next global model, G_ema follows it, and no m
     // Round r+1's global weights = the mean of round r's updates weighted by site size (unequal: non-IID).
     for (const r of [1, 2]) {
       const updates = calls.filter((c) => c.round === r);
-      const want = fedAvg(
-        updates.map((c, i) => ({
-          site: String(i),
-          weights: c.update.buffer,
-          size: c.size,
-          examples: c.examples,
-        })),
-      );
+      const want = averageOf(updates);
       for (const next of calls.filter((c) => c.round === r + 1)) assertClose(next.global.buffer, want);
       // and the sites really trained: their updates differ from the weights they were sent
       for (const u of updates) assert.notDeepEqual(u.update.buffer, u.global.buffer);
@@ -190,11 +189,7 @@ test('FedAvg of the updates is the next global model, G_ema follows it, and no m
     const ckptDir = (await latestCheckpoint(result.runDir))!;
     const ckpt = await loadCheckpoint(ckptDir, ['G', 'D', 'G_ema']);
     try {
-      const last = fedAvg(
-        calls
-          .filter((c) => c.round === 3)
-          .map((c, i) => ({ site: String(i), weights: c.update.buffer, size: c.size, examples: c.examples })),
-      );
+      const last = averageOf(calls.filter((c) => c.round === 3));
       const gd = Float32Array.from([
         ...flat(ckpt.weights['G']!, ckpt.order['G']!),
         ...flat(ckpt.weights['D']!, ckpt.order['D']!),
@@ -349,14 +344,7 @@ test('a coordinator stopped after round 2 resumes from its checkpoint (server mo
     const settings = serverOptimizerOf(federation(momentum));
     for (const r of [1, 2, 3]) {
       const sent = calls.filter((c) => c.round === r);
-      const averaged = fedAvg(
-        sent.map((c, i) => ({
-          site: String(i),
-          weights: c.update.buffer,
-          size: c.size,
-          examples: c.examples,
-        })),
-      );
+      const averaged = averageOf(sent);
       const want = serverStep(sent[0]!.global.buffer, averaged, mask, settings, state);
       assert.notDeepEqual(want, averaged);
       for (const next of calls.filter((c) => c.round === r + 1)) assertClose(next.global.buffer, want);
